@@ -1,0 +1,127 @@
+//! The shape of `gateway.toml`, exactly as written by operators.
+//!
+//! Every struct denies unknown keys so that a typo (`lisen = ...`) is an error rather
+//! than a silently ignored setting. Values stay strings here (`"15s"`, `"10MiB"`);
+//! `validate.rs` turns them into the typed [`crate::config::Config`].
+
+use serde::Deserialize;
+
+/// `[server]`: listeners, limits, timeouts and header hygiene.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerFile {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `/healthz` and `/readyz`; never expose it publicly.
+    pub admin_listen: Option<String>,
+    /// CIDRs (or single addresses) whose `X-Forwarded-*` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: String,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: String,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+    #[serde(default = "default_shutdown_drain")]
+    pub shutdown_drain: String,
+    /// Tokio worker threads; 0 or absent = one per core.
+    #[serde(default)]
+    pub worker_threads: usize,
+    /// Headers with this prefix are Portcullis' own; client copies are always removed.
+    #[serde(default = "default_identity_prefix")]
+    pub identity_header_prefix: String,
+    #[serde(default = "default_true")]
+    pub reject_underscore_headers: bool,
+    #[serde(default = "default_true")]
+    pub access_log: bool,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            listen: default_listen(),
+            admin_listen: None,
+            trusted_proxies: Vec::new(),
+            max_header_bytes: default_max_header_bytes(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout: default_request_timeout(),
+            shutdown_drain: default_shutdown_drain(),
+            worker_threads: 0,
+            identity_header_prefix: default_identity_prefix(),
+            reject_underscore_headers: true,
+            access_log: true,
+        }
+    }
+}
+
+/// One `[[upstreams]]` entry: a base URL, or the built-in echo service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamFile {
+    pub name: String,
+    pub url: Option<String>,
+    #[serde(default)]
+    pub echo: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout: String,
+    #[serde(default)]
+    pub preserve_host: bool,
+    #[serde(default = "default_pool_idle_timeout")]
+    pub pool_idle_timeout: String,
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteFile {
+    pub name: Option<String>,
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+    pub host: Option<String>,
+    pub upstream: String,
+    pub strip_prefix: Option<String>,
+    #[serde(default = "default_auth")]
+    pub auth: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_header_bytes() -> String {
+    "16KiB".into()
+}
+fn default_max_body_bytes() -> String {
+    "10MiB".into()
+}
+fn default_request_timeout() -> String {
+    "30s".into()
+}
+fn default_shutdown_drain() -> String {
+    "10s".into()
+}
+fn default_identity_prefix() -> String {
+    "x-auth-".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_connect_timeout() -> String {
+    "2s".into()
+}
+fn default_response_timeout() -> String {
+    "30s".into()
+}
+fn default_pool_idle_timeout() -> String {
+    "90s".into()
+}
+fn default_pool_max_idle() -> usize {
+    64
+}
+fn default_auth() -> String {
+    "required".into()
+}

@@ -1,0 +1,172 @@
+//! Configuration: `gateway.toml` → a typed, validated [`Config`].
+//!
+//! `file.rs` mirrors the file (serde, unknown keys refused); `validate.rs` turns it
+//! into [`Config`], collecting every problem as a [`ConfigIssue`] that names the file,
+//! the key and the fix. The rest of the crate only ever sees a valid `Config`.
+
+mod file;
+pub(crate) mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::Method;
+use ipnet::IpNet;
+
+use crate::policy::matcher::{Pattern, Routable, Router};
+
+pub use validate::parse_str;
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub router: Router<Route>,
+}
+
+/// `[server]`, typed.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub request_timeout: Duration,
+    pub shutdown_drain: Duration,
+    pub worker_threads: Option<usize>,
+    /// Lower-case, ends with `-`.
+    pub identity_header_prefix: String,
+    pub reject_underscore_headers: bool,
+    pub access_log: bool,
+}
+
+/// Where an upstream's requests go.
+#[derive(Debug, Clone)]
+pub enum UpstreamTarget {
+    /// Answered in-process with a JSON description of the request it received.
+    Echo,
+    /// An HTTP server: scheme, authority and an optional base path (no trailing `/`).
+    Http {
+        scheme: Scheme,
+        authority: Authority,
+        base_path: String,
+    },
+}
+
+/// One `[[upstreams]]` entry, typed.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub target: UpstreamTarget,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub preserve_host: bool,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+/// Whether a route needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Public: no token needed, none checked.
+    None,
+    /// A valid token is required (the default).
+    Required,
+    /// A token is checked when present; requests without one pass anonymously.
+    Optional,
+}
+
+/// One `[[routes]]` entry, typed.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub pattern: Pattern,
+    pub methods: Option<Vec<Method>>,
+    /// Lower-case, without port.
+    pub host: Option<String>,
+    pub upstream: Arc<Upstream>,
+    pub strip_prefix: Option<String>,
+    pub auth: AuthMode,
+}
+
+impl Routable for Route {
+    fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+    fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+    fn methods(&self) -> Option<&[Method]> {
+        self.methods.as_deref()
+    }
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path, e.g. `routes[2].upstream`.
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.issues.len();
+        writeln!(
+            f,
+            "{}: {n} configuration error{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for i in &self.issues {
+            writeln!(
+                f,
+                "  {}: {}: {}\n      fix: {}",
+                self.file.display(),
+                i.key,
+                i.problem,
+                i.fix
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: path.to_path_buf(),
+            issues: vec![ConfigIssue {
+                key: "(file)".into(),
+                problem: format!("cannot read the file: {e}"),
+                fix: "pass an existing, readable file with --config or PORTCULLIS_CONFIG".into(),
+            }],
+        })?;
+        parse_str(&text, path)
+    }
+
+    /// The upstream of that name.
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}

@@ -1,0 +1,477 @@
+//! File structs → typed [`Config`], collecting every problem with its key and fix.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Uri};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+use super::file::{RouteFile, ServerFile, UpstreamFile};
+use super::units::{parse_duration, parse_size};
+use super::{
+    AuthMode, Config, ConfigErrors, ConfigIssue, Route, ServerConfig, Upstream, UpstreamTarget,
+};
+use crate::policy::matcher::{Pattern, Router};
+
+const SECTIONS: &str = "server, upstreams, routes";
+
+/// Collects issues while validating.
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(ConfigIssue {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn duration(&mut self, key: String, value: &str) -> Duration {
+        parse_duration(value).unwrap_or_else(|e| {
+            self.add(key, format!("\"{value}\" is not a duration"), e);
+            Duration::ZERO
+        })
+    }
+
+    fn size(&mut self, key: String, value: &str) -> u64 {
+        parse_size(value).unwrap_or_else(|e| {
+            self.add(key, format!("\"{value}\" is not a size"), e);
+            0
+        })
+    }
+
+    fn section<T: DeserializeOwned>(&mut self, key: String, value: toml::Value) -> Option<T> {
+        match value.try_into::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = e.to_string().trim().replace('\n', " ");
+                self.add(
+                    key,
+                    msg,
+                    "correct the key or value; every key is described in docs/configuration.md",
+                );
+                None
+            }
+        }
+    }
+
+    fn array<T: DeserializeOwned>(&mut self, key: &str, value: toml::Value) -> Vec<Option<T>> {
+        match value {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| self.section(format!("{key}[{i}]"), v))
+                .collect(),
+            _ => {
+                self.add(
+                    key,
+                    "must be an array of tables",
+                    format!("write each entry as [[{key}]]"),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Parses and validates configuration text; `path` is only used in messages.
+pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let mut issues = Issues::default();
+    let fail = |issues: Issues| ConfigErrors {
+        file: path.to_path_buf(),
+        issues: issues.0,
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            issues.add(
+                "(syntax)",
+                e.to_string().trim().replace('\n', " "),
+                "fix the TOML syntax at the position shown",
+            );
+            return Err(fail(issues));
+        }
+    };
+
+    let mut server_file = Some(ServerFile::default());
+    let mut upstream_files = Vec::new();
+    let mut route_files = Vec::new();
+    for (key, value) in table {
+        match key.as_str() {
+            "server" => server_file = issues.section("server".into(), value),
+            "upstreams" => upstream_files = issues.array("upstreams", value),
+            "routes" => route_files = issues.array("routes", value),
+            other => issues.add(
+                other,
+                "unknown section",
+                format!("known sections are: {SECTIONS}; check the spelling"),
+            ),
+        }
+    }
+
+    let server = server_file.map(|s| server(&mut issues, s));
+    let upstreams: Vec<Arc<Upstream>> = upstreams(&mut issues, &upstream_files);
+    let declared: HashSet<&str> = upstream_files
+        .iter()
+        .flatten()
+        .map(|u| u.name.as_str())
+        .collect();
+    let routes = routes(&mut issues, &route_files, &upstreams, &declared);
+
+    match server {
+        Some(server) if issues.0.is_empty() => Ok(Config {
+            source: path.to_path_buf(),
+            server,
+            upstreams,
+            router: Router::new(routes),
+        }),
+        _ => Err(fail(issues)),
+    }
+}
+
+fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
+    let addr = |issues: &mut Issues, key: &str, v: &str| -> Option<SocketAddr> {
+        v.parse()
+            .map_err(|_| {
+                issues.add(
+                    format!("server.{key}"),
+                    format!("\"{v}\" is not an IP address with a port"),
+                    "write it as IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::]:8080\"",
+                )
+            })
+            .ok()
+    };
+    let listen = addr(issues, "listen", &s.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let admin_listen = s
+        .admin_listen
+        .as_deref()
+        .and_then(|a| addr(issues, "admin_listen", a));
+    if admin_listen.is_some() && admin_listen == Some(listen) {
+        issues.add(
+            "server.admin_listen",
+            "is the same address as server.listen",
+            "give the admin listener its own port",
+        );
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in s.trusted_proxies.iter().enumerate() {
+        match p
+            .parse::<IpNet>()
+            .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+        {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => issues.add(
+                format!("server.trusted_proxies[{i}]"),
+                format!("\"{p}\" is not an IP address or CIDR"),
+                "write e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
+            ),
+        }
+    }
+    let max_header_bytes = issues.size("server.max_header_bytes".into(), &s.max_header_bytes);
+    if max_header_bytes != 0 && !(1024..=1 << 20).contains(&max_header_bytes) {
+        issues.add(
+            "server.max_header_bytes",
+            "must be between 1KiB and 1MiB",
+            "pick e.g. \"16KiB\"",
+        );
+    }
+    let max_body_bytes = issues.size("server.max_body_bytes".into(), &s.max_body_bytes);
+    let request_timeout = issues.duration("server.request_timeout".into(), &s.request_timeout);
+    let shutdown_drain = issues.duration("server.shutdown_drain".into(), &s.shutdown_drain);
+    let prefix = s.identity_header_prefix.to_ascii_lowercase();
+    if prefix.len() < 2
+        || !prefix.ends_with('-')
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        issues.add(
+            "server.identity_header_prefix",
+            format!(
+                "\"{}\" is not a usable header prefix",
+                s.identity_header_prefix
+            ),
+            "use letters, digits and '-', ending with '-', e.g. \"x-auth-\"",
+        );
+    }
+    ServerConfig {
+        listen,
+        admin_listen,
+        trusted_proxies,
+        max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+        max_body_bytes,
+        request_timeout,
+        shutdown_drain,
+        worker_threads: (s.worker_threads > 0).then_some(s.worker_threads),
+        identity_header_prefix: prefix,
+        reject_underscore_headers: s.reject_underscore_headers,
+        access_log: s.access_log,
+    }
+}
+
+fn upstreams(issues: &mut Issues, files: &[Option<UpstreamFile>]) -> Vec<Arc<Upstream>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, u) in files.iter().enumerate() {
+        let Some(u) = u else { continue };
+        let key = |k: &str| format!("upstreams[{i}].{k}");
+        if u.name.trim().is_empty() {
+            issues.add(key("name"), "is empty", "give every upstream a unique name");
+        } else if !seen.insert(u.name.clone()) {
+            issues.add(
+                key("name"),
+                format!("\"{}\" is used by another upstream", u.name),
+                "give every upstream a unique name",
+            );
+        }
+        let target = match (&u.url, u.echo) {
+            (Some(_), true) => {
+                issues.add(
+                    key("url"),
+                    "both url and echo = true are set",
+                    "keep url for a real server, or echo = true for the built-in echo service",
+                );
+                None
+            }
+            (None, false) => {
+                issues.add(
+                    key("url"),
+                    "missing",
+                    "set url = \"http://host:port\", or echo = true for the built-in echo service",
+                );
+                None
+            }
+            (None, true) => Some(UpstreamTarget::Echo),
+            (Some(url), false) => upstream_url(issues, key("url"), url),
+        };
+        let connect_timeout = issues.duration(key("connect_timeout"), &u.connect_timeout);
+        let response_timeout = issues.duration(key("response_timeout"), &u.response_timeout);
+        let pool_idle_timeout = issues.duration(key("pool_idle_timeout"), &u.pool_idle_timeout);
+        if let Some(target) = target {
+            out.push(Arc::new(Upstream {
+                name: u.name.clone(),
+                target,
+                connect_timeout,
+                response_timeout,
+                preserve_host: u.preserve_host,
+                pool_idle_timeout,
+                pool_max_idle_per_host: u.pool_max_idle_per_host,
+            }));
+        }
+    }
+    out
+}
+
+fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamTarget> {
+    let uri: Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            issues.add(
+                key,
+                format!("\"{url}\" is not a URL: {e}"),
+                "write e.g. \"http://127.0.0.1:9000\"",
+            );
+            return None;
+        }
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+        issues.add(
+            key,
+            format!("\"{url}\" has no scheme or host"),
+            "write e.g. \"http://127.0.0.1:9000\"",
+        );
+        return None;
+    };
+    if scheme.as_str() != "http" {
+        issues.add(
+            key,
+            format!("scheme \"{scheme}\" is not supported"),
+            "use an http:// upstream (TLS to upstreams is not built yet)",
+        );
+        return None;
+    }
+    if uri.query().is_some() || authority.as_str().contains('@') {
+        issues.add(
+            key,
+            format!("\"{url}\" carries a query or user info"),
+            "give only scheme, host, port and an optional base path",
+        );
+        return None;
+    }
+    Some(UpstreamTarget::Http {
+        scheme: scheme.clone(),
+        authority: authority.clone(),
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+fn routes(
+    issues: &mut Issues,
+    files: &[Option<RouteFile>],
+    upstreams: &[Arc<Upstream>],
+    declared: &HashSet<&str>,
+) -> Vec<Route> {
+    if files.is_empty() {
+        issues.add(
+            "routes",
+            "no [[routes]] defined; every request would be 404",
+            "add at least one [[routes]] entry",
+        );
+    }
+    let mut out: Vec<(usize, Route)> = Vec::new();
+    let mut names = HashSet::new();
+    for (i, r) in files.iter().enumerate() {
+        let Some(r) = r else { continue };
+        let key = |k: &str| format!("routes[{i}].{k}");
+        let pattern = Pattern::parse(&r.path)
+            .map_err(|e| {
+                issues.add(
+                    key("path"),
+                    e,
+                    "write a canonical path pattern such as \"/items/{id}\" or \"/public/**\"",
+                )
+            })
+            .ok();
+        let methods = r.methods.as_ref().map(|ms| {
+            ms.iter()
+                .filter_map(|m| {
+                    let upper = m.to_ascii_uppercase();
+                    match Method::from_bytes(upper.as_bytes()) {
+                        Ok(method) if upper == *m => Some(method),
+                        _ => {
+                            issues.add(
+                                key("methods"),
+                                format!("\"{m}\" is not an upper-case HTTP method"),
+                                "write methods like \"GET\", \"POST\"",
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        if methods.as_ref().is_some_and(Vec::is_empty)
+            && r.methods.as_ref().is_some_and(Vec::is_empty)
+        {
+            issues.add(
+                key("methods"),
+                "is an empty list; the route could never match",
+                "list the methods, or remove the key to accept every method",
+            );
+        }
+        let host = r.host.as_ref().map(|h| h.to_ascii_lowercase());
+        if let Some(h) = &host {
+            if h.is_empty()
+                || h.contains(':')
+                || h.contains('/')
+                || h.parse::<http::uri::Authority>().is_err()
+            {
+                issues.add(
+                    key("host"),
+                    format!("\"{h}\" is not a host name"),
+                    "write a bare host name without scheme or port, e.g. \"api.example.com\"",
+                );
+            }
+        }
+        let upstream = upstreams.iter().find(|u| u.name == r.upstream).cloned();
+        if !declared.contains(r.upstream.as_str()) {
+            let mut known: Vec<&str> = declared.iter().copied().collect();
+            known.sort_unstable();
+            issues.add(
+                key("upstream"),
+                format!("unknown upstream \"{}\"", r.upstream),
+                if known.is_empty() {
+                    "declare it in an [[upstreams]] entry".to_string()
+                } else {
+                    format!("use one of: {}", known.join(", "))
+                },
+            );
+        }
+        if let (Some(prefix), Some(p)) = (&r.strip_prefix, &pattern) {
+            let lit = p.literal_prefix();
+            let ok = prefix.starts_with('/')
+                && !prefix.ends_with('/')
+                && (lit == *prefix || lit.starts_with(&format!("{prefix}/")));
+            if !ok {
+                issues.add(
+                    key("strip_prefix"),
+                    format!(
+                        "\"{prefix}\" is not a leading part of the path \"{}\"",
+                        r.path
+                    ),
+                    format!(
+                        "use whole leading segments of the path, e.g. \"{}\"",
+                        if lit.is_empty() { "/api" } else { &lit }
+                    ),
+                );
+            }
+        }
+        let auth = match r.auth.as_str() {
+            "none" => AuthMode::None,
+            "required" => AuthMode::Required,
+            "optional" => AuthMode::Optional,
+            other => {
+                issues.add(
+                    key("auth"),
+                    format!("\"{other}\" is not an auth mode"),
+                    "use \"required\" (default), \"optional\" or \"none\"",
+                );
+                AuthMode::Required
+            }
+        };
+        let name = r.name.clone().unwrap_or_else(|| r.path.clone());
+        if r.name.is_some() && !names.insert(name.clone()) {
+            issues.add(
+                key("name"),
+                format!("\"{name}\" is used by another route"),
+                "give every named route a unique name",
+            );
+        }
+        if let (Some(pattern), Some(upstream)) = (pattern, upstream) {
+            out.push((
+                i,
+                Route {
+                    name,
+                    pattern,
+                    methods,
+                    host,
+                    upstream,
+                    strip_prefix: r.strip_prefix.clone(),
+                    auth,
+                },
+            ));
+        }
+    }
+    // A route with the same path shape, host and an overlapping method as an earlier
+    // one can never be chosen.
+    for (a, (ia, ra)) in out.iter().enumerate() {
+        for (ib, rb) in out.iter().skip(a + 1) {
+            let overlap = match (&ra.methods, &rb.methods) {
+                (Some(x), Some(y)) => x.iter().find(|m| y.contains(m)).map(|m| m.to_string()),
+                (None, Some(y)) => y.first().map(|m| m.to_string()),
+                (_, None) => Some("any method".into()),
+            };
+            if let (true, true, Some(m)) = (
+                ra.pattern.same_shape(&rb.pattern),
+                ra.host == rb.host,
+                overlap,
+            ) {
+                issues.add(
+                    format!("routes[{ib}]"),
+                    format!("can never match {m}: routes[{ia}] (\"{}\") has the same path, host and methods and comes first", ra.pattern.as_str()),
+                    "remove one of the two routes, or give them disjoint methods or hosts",
+                );
+            }
+        }
+    }
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests;

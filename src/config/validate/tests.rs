@@ -1,0 +1,178 @@
+use super::*;
+use crate::policy::matcher::Routable;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_str(text, Path::new("test.toml"))
+}
+
+fn keys(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(e) => e.issues.into_iter().map(|i| i.key).collect(),
+    }
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:9091"
+trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+max_body_bytes = "1MiB"
+request_timeout = "5s"
+
+[[upstreams]]
+name = "demo"
+echo = true
+
+[[upstreams]]
+name = "items"
+url = "http://127.0.0.1:9000/v1/"
+connect_timeout = "500ms"
+
+[[routes]]
+path = "/items/{id}"
+methods = ["GET"]
+upstream = "items"
+
+[[routes]]
+path = "/items/**"
+methods = ["POST", "PUT"]
+upstream = "items"
+strip_prefix = "/items"
+
+[[routes]]
+path = "/public/**"
+upstream = "demo"
+auth = "none"
+"#;
+
+#[test]
+fn good_config_is_typed() {
+    let c = parse(GOOD).expect("valid");
+    assert_eq!(c.server.listen.port(), 8080);
+    assert_eq!(c.server.trusted_proxies.len(), 2);
+    assert_eq!(c.server.max_body_bytes, 1 << 20);
+    assert_eq!(c.server.request_timeout, Duration::from_secs(5));
+    assert_eq!(c.router.routes().len(), 3);
+    let items = c.upstream("items").expect("items");
+    match &items.target {
+        UpstreamTarget::Http {
+            base_path,
+            authority,
+            ..
+        } => {
+            assert_eq!(base_path, "/v1");
+            assert_eq!(authority.as_str(), "127.0.0.1:9000");
+        }
+        UpstreamTarget::Echo => panic!("not echo"),
+    }
+    assert_eq!(items.connect_timeout, Duration::from_millis(500));
+    let public = c
+        .router
+        .routes()
+        .iter()
+        .find(|r| r.pattern().as_str() == "/public/**")
+        .expect("public");
+    assert_eq!(public.auth, AuthMode::None);
+}
+
+#[test]
+fn every_error_is_listed_with_key_and_fix() {
+    let bad = r#"
+[server]
+listen = "localhost"
+max_body_bytes = "ten"
+request_timeout = "5"
+trusted_proxies = ["not-an-ip"]
+
+[[upstreams]]
+name = "a"
+url = "ftp://x"
+
+[[upstreams]]
+name = "a"
+echo = true
+
+[[routes]]
+path = "/x/../y"
+upstream = "a"
+
+[[routes]]
+path = "/items"
+upstream = "itmes"
+auth = "maybe"
+methods = ["get"]
+
+[[routes]]
+path = "/dup"
+upstream = "a"
+
+[[routes]]
+path = "/dup"
+upstream = "a"
+"#;
+    let err = parse(bad).expect_err("invalid");
+    let k: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+    for want in [
+        "server.listen",
+        "server.max_body_bytes",
+        "server.request_timeout",
+        "server.trusted_proxies[0]",
+        "upstreams[0].url",
+        "upstreams[1].name",
+        "routes[0].path",
+        "routes[1].upstream",
+        "routes[1].auth",
+        "routes[1].methods",
+        "routes[3]",
+    ] {
+        assert!(k.contains(&want), "missing {want} in {k:?}");
+    }
+    assert!(err.issues.iter().all(|i| !i.fix.is_empty()));
+    let text = err.to_string();
+    assert!(
+        text.contains("test.toml: routes[1].upstream: unknown upstream \"itmes\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_sections_are_refused() {
+    assert_eq!(keys("[server]\nlisen = \"127.0.0.1:1\"\n[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\""), vec!["server"]);
+    let k = keys("[servr]\n[[upstreams]]\nname=\"a\"\necho=true\ncolour=1\n[[routes]]\npath=\"/\"\nupstream=\"a\"");
+    assert!(
+        k.contains(&"servr".to_string()) && k.contains(&"upstreams[0]".to_string()),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn syntax_errors_and_empty_routes() {
+    assert_eq!(keys("[server\n"), vec!["(syntax)"]);
+    assert_eq!(
+        keys("[[upstreams]]\nname=\"a\"\necho=true\n"),
+        vec!["routes"]
+    );
+}
+
+#[test]
+fn strip_prefix_and_host_checked() {
+    let base = "[[upstreams]]\nname=\"a\"\necho=true\n";
+    let k = keys(&format!("{base}[[routes]]\npath=\"/api/**\"\nupstream=\"a\"\nstrip_prefix=\"/ap\"\n[[routes]]\npath=\"/b\"\nupstream=\"a\"\nhost=\"x:80\""));
+    assert_eq!(k, vec!["routes[0].strip_prefix", "routes[1].host"]);
+    assert!(parse(&format!(
+        "{base}[[routes]]\npath=\"/api/v1/**\"\nupstream=\"a\"\nstrip_prefix=\"/api\""
+    ))
+    .is_ok());
+}
+
+#[test]
+fn same_path_with_disjoint_methods_or_hosts_is_fine() {
+    let base = "[[upstreams]]\nname=\"a\"\necho=true\n";
+    assert!(parse(&format!("{base}[[routes]]\npath=\"/x\"\nupstream=\"a\"\nmethods=[\"GET\"]\n[[routes]]\npath=\"/x\"\nupstream=\"a\"\nmethods=[\"POST\"]")).is_ok());
+    assert!(parse(&format!("{base}[[routes]]\npath=\"/x\"\nupstream=\"a\"\n[[routes]]\npath=\"/x\"\nupstream=\"a\"\nhost=\"h\"")).is_ok());
+    assert_eq!(
+        keys(&format!("{base}[[routes]]\npath=\"/x/{{a}}\"\nupstream=\"a\"\nmethods=[\"GET\"]\n[[routes]]\npath=\"/x/{{b}}\"\nupstream=\"a\"\nmethods=[\"GET\",\"PUT\"]")),
+        vec!["routes[1]"]
+    );
+}

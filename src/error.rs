@@ -1,0 +1,189 @@
+//! Every way a request can fail, and the one place that turns it into a response.
+//!
+//! Each variant maps to a status, an OAuth-style error code and a short description
+//! in a single exhaustive `match` (no `_ =>`): adding a variant forces a decision on
+//! how it is answered. Bodies are `{"error", "error_description", "request_id"}` and
+//! never carry request data, tokens or upstream details.
+
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Method, Response, StatusCode};
+
+use crate::body::Body;
+use crate::policy::path::PathError;
+
+/// A request that Portcullis answers itself instead of forwarding.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    BadPath(#[from] PathError),
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("no route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed(Vec<Method>),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    #[error("upstream unreachable")]
+    UpstreamConnect,
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    #[error("upstream failed")]
+    UpstreamFailed,
+    #[error("request deadline exceeded")]
+    RequestTimeout,
+    #[error("internal error")]
+    Internal,
+}
+
+impl GatewayError {
+    /// Status, error code and description; the description is safe to show anyone.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+        use GatewayError::*;
+        match self {
+            BadPath(e) => (StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+            BadRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", (*d).to_string()),
+            NoRoute => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no route matches this request".into(),
+            ),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method".into(),
+            ),
+            Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required".into(),
+            ),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body exceeds the size limit".into(),
+            ),
+            HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "the request headers exceed the size limit".into(),
+            ),
+            UpstreamConnect => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the upstream service could not be reached".into(),
+            ),
+            UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                "the upstream service did not answer in time".into(),
+            ),
+            UpstreamFailed => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the upstream service failed to answer".into(),
+            ),
+            RequestTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                "the request took longer than the gateway allows".into(),
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the gateway failed to handle the request".into(),
+            ),
+        }
+    }
+
+    /// A short machine-readable reason for the access log.
+    pub fn reason(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            BadPath(_) => "bad_path",
+            BadRequest(_) => "bad_request",
+            NoRoute => "no_route",
+            MethodNotAllowed(_) => "method_not_allowed",
+            Unauthenticated => "no_token",
+            PayloadTooLarge => "body_too_large",
+            HeadersTooLarge => "headers_too_large",
+            UpstreamConnect => "upstream_connect",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamFailed => "upstream_failed",
+            RequestTimeout => "request_timeout",
+            Internal => "panic",
+        }
+    }
+
+    /// The JSON response for this error.
+    pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
+        let (status, code, description) = self.parts();
+        let body = serde_json::json!({
+            "error": code,
+            "error_description": description,
+            "request_id": request_id.to_str().unwrap_or(""),
+        });
+        let mut resp = json_response(status, &body);
+        let h = resp.headers_mut();
+        match self {
+            GatewayError::MethodNotAllowed(allow) => {
+                let list = allow
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(v) = HeaderValue::from_str(&list) {
+                    h.insert(ALLOW, v);
+                }
+            }
+            GatewayError::Unauthenticated => {
+                h.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"portcullis\""),
+                );
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// A JSON response that is never cached.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Body::full(body.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn error_bodies_are_json_with_request_id() {
+        let rid = HeaderValue::from_static("abc-123");
+        let resp =
+            GatewayError::MethodNotAllowed(vec![Method::GET, Method::HEAD]).into_response(&rid);
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()[ALLOW], "GET, HEAD");
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["error"], "method_not_allowed");
+        assert_eq!(v["request_id"], "abc-123");
+
+        let resp = GatewayError::Unauthenticated.into_response(&rid);
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\""
+        );
+    }
+}

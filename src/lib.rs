@@ -1,0 +1,27 @@
+//! Portcullis: an auth gateway.
+//!
+//! A reverse proxy that sits in front of arbitrary upstream HTTP APIs and decides, for
+//! every request, from the policy in `gateway.toml`, whether it may reach its upstream.
+//! The pipeline is ordered in one place, [`stack`]; read its docs first.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | `gateway.toml` → validated, typed [`config::Config`] (every error listed) |
+//! | [`policy`] | canonical paths ([`policy::path`]) and the router ([`policy::matcher`]) |
+//! | [`middleware`] | request ids and header hygiene |
+//! | [`proxy`] | upstream clients, hop-by-hop and forwarded headers, the forward step, the echo upstream |
+//! | [`error`] | every failure → its JSON answer, in one match |
+//! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
+
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod middleware;
+pub mod policy;
+pub mod proxy;
+pub mod server;
+pub mod stack;
+pub mod state;
+
+pub use config::Config;
+pub use server::Gateway;

@@ -1,0 +1,4 @@
+//! Policy inputs: the canonical path every later stage uses, and the router.
+
+pub mod matcher;
+pub mod path;

@@ -1,0 +1,179 @@
+//! Canonical request paths (DESIGN.md principle 1: one canonical path).
+//!
+//! The raw path of every request is turned, once, into a canonical form that routing,
+//! policy, rate-limit keys, logs and the forwarded request all use. Anything whose
+//! meaning could differ between Portcullis and an upstream is refused instead of being
+//! guessed at, so that a route rule can never be bypassed by spelling.
+//!
+//! Rules, in order:
+//! - the path must start with `/` (origin form; the query is split off beforehand and
+//!   is never touched);
+//! - `%XX` escapes must be well formed; an escaped unreserved character (`A-Z a-z 0-9
+//!   - . _ ~`) is decoded, every other escape is kept with upper-case hex digits;
+//! - refused: escaped `/` `\` NUL (`%2F` `%5C` `%00`), any control character raw or
+//!   escaped, `;` raw or escaped (path parameters), raw `\`, raw `#` (fragment), raw
+//!   space, a segment that is `.` or `..` only because of escapes (`%2e%2e`), and bytes
+//!   that do not decode to UTF-8;
+//! - other characters outside RFC 3986 `pchar` (`"`, `<`, `|`, non-ASCII…) are
+//!   percent-encoded;
+//! - repeated slashes are merged; `.` segments are dropped; `..` removes the previous
+//!   segment and never climbs above the root;
+//! - a trailing slash is kept (`/items/` and `/items` are different paths), and a path
+//!   that ended in a dot segment keeps one (`/a/b/..` → `/a/`, as RFC 3986 §5.2.4).
+//!
+//! Paths stay case-sensitive (RFC 3986 §6.2.2.1): `/ADMIN` is not `/admin`.
+
+use std::fmt::Write as _;
+
+/// Why a path was refused; every variant answers `400 Bad Request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the request target must be an absolute path starting with '/'")]
+    NotAbsolute,
+    #[error("malformed percent-encoding in the path")]
+    BadEscape,
+    #[error("encoded '/', '\\' or NUL in the path")]
+    EncodedSeparator,
+    #[error("encoded dot segment in the path")]
+    EncodedDotSegment,
+    #[error("path parameters (';') are not accepted")]
+    PathParameter,
+    #[error("backslash in the path")]
+    Backslash,
+    #[error("control character or space in the path")]
+    ControlChar,
+    #[error("fragment ('#') in the request target")]
+    Fragment,
+    #[error("the path does not decode to UTF-8")]
+    NotUtf8,
+}
+
+/// Splits a request target (`/path?query`) into its path and raw query.
+pub fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Characters allowed raw in a canonical segment besides the unreserved ones
+/// (RFC 3986 sub-delims minus `;`, plus `:` and `@`).
+fn is_raw_allowed(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@'
+    )
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn push_escaped(out: &mut String, b: u8) {
+    // Writing to a String cannot fail.
+    let _ = write!(out, "%{b:02X}");
+}
+
+/// One segment in canonical (encoded) form, or `None` for a plain `.`/`..` to resolve.
+enum Segment {
+    Keep(String),
+    Current,
+    Parent,
+}
+
+fn canonical_segment(raw: &[u8]) -> Result<Segment, PathError> {
+    let mut out = String::with_capacity(raw.len());
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut escaped = false;
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        match b {
+            b'%' => {
+                let (hi, lo) = match (raw.get(i + 1), raw.get(i + 2)) {
+                    (Some(&h), Some(&l)) => (hex_val(h), hex_val(l)),
+                    _ => (None, None),
+                };
+                let (Some(hi), Some(lo)) = (hi, lo) else {
+                    return Err(PathError::BadEscape);
+                };
+                let v = hi << 4 | lo;
+                match v {
+                    b'/' | b'\\' | 0 => return Err(PathError::EncodedSeparator),
+                    b';' => return Err(PathError::PathParameter),
+                    v if v < 0x20 || v == 0x7f => return Err(PathError::ControlChar),
+                    v if is_unreserved(v) => out.push(char::from(v)),
+                    v => push_escaped(&mut out, v),
+                }
+                decoded.push(v);
+                escaped = true;
+                i += 3;
+                continue;
+            }
+            b';' => return Err(PathError::PathParameter),
+            b'\\' => return Err(PathError::Backslash),
+            b'#' => return Err(PathError::Fragment),
+            b if b <= 0x20 || b == 0x7f => return Err(PathError::ControlChar),
+            b if is_unreserved(b) || is_raw_allowed(b) => out.push(char::from(b)),
+            b => push_escaped(&mut out, b),
+        }
+        decoded.push(b);
+        i += 1;
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(PathError::NotUtf8);
+    }
+    match (decoded.as_slice(), escaped) {
+        (b"." | b"..", true) => Err(PathError::EncodedDotSegment),
+        (b".", false) => Ok(Segment::Current),
+        (b"..", false) => Ok(Segment::Parent),
+        _ => Ok(Segment::Keep(out)),
+    }
+}
+
+/// Turns a raw request path (without the query) into its canonical form.
+pub fn canonicalize(raw: &str) -> Result<String, PathError> {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return Err(PathError::NotAbsolute);
+    };
+    let mut segments: Vec<String> = Vec::new();
+    let mut trailing_slash = false;
+    let mut parts = rest.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        if part.is_empty() {
+            trailing_slash = last;
+            continue;
+        }
+        trailing_slash = false;
+        match canonical_segment(part.as_bytes())? {
+            Segment::Keep(s) => segments.push(s),
+            Segment::Current => trailing_slash = last,
+            Segment::Parent => {
+                segments.pop();
+                trailing_slash = last;
+            }
+        }
+    }
+    let mut out = String::with_capacity(raw.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! The forward step: rewrite the request for its upstream, send it, stream the answer.
+//!
+//! The upstream sees the canonical path (minus `strip_prefix`, after the upstream's
+//! base path) and the client's query untouched. Bodies stream both ways; the request
+//! body is capped at `max_body_bytes`. WebSocket and other `Upgrade` requests are
+//! passed on and, once the upstream answers `101`, both connections are joined.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use http::header::{CONNECTION, HOST, UPGRADE};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{Body, LimitedBody};
+use crate::config::{Route, UpstreamTarget};
+use crate::error::GatewayError;
+use crate::proxy::client::HttpClient;
+use crate::proxy::{echo, headers};
+
+/// What the forward step needs to know about the inbound connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound {
+    pub peer: IpAddr,
+    pub trusted_peer: bool,
+    pub proto: &'static str,
+}
+
+/// The request's host as the client named it (`Host`, or the URI authority in HTTP/2).
+pub fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    req.headers().get(HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// The path the upstream receives: canonical path minus `strip_prefix`, under the
+/// upstream's base path, plus the raw query.
+fn upstream_path_and_query(
+    canonical: &str,
+    route: &Route,
+    base_path: &str,
+    query: Option<&str>,
+) -> String {
+    let mut path = match &route.strip_prefix {
+        Some(p) => canonical.strip_prefix(p.as_str()).unwrap_or(canonical),
+        None => canonical,
+    };
+    if path.is_empty() {
+        path = "/";
+    }
+    let mut out =
+        String::with_capacity(base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    out.push_str(base_path);
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Forwards a routed request to its upstream.
+pub async fn forward(
+    mut req: Request<Incoming>,
+    canonical: &str,
+    route: &Route,
+    client: Option<&HttpClient>,
+    inbound: Inbound,
+    max_body: u64,
+) -> Result<Response<Body>, GatewayError> {
+    let upstream = &route.upstream;
+    let host = request_host(&req);
+    let upgrade =
+        headers::remove_hop_by_hop(req.headers_mut()).filter(|_| req.version() == Version::HTTP_11);
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+
+    let (scheme, authority, base_path) = match &upstream.target {
+        UpstreamTarget::Http {
+            scheme,
+            authority,
+            base_path,
+        } => (scheme.clone(), Some(authority), base_path.as_str()),
+        UpstreamTarget::Echo => (http::uri::Scheme::HTTP, None, ""),
+    };
+    let pq = upstream_path_and_query(canonical, route, base_path, parts.uri.query());
+    let mut uri = Uri::builder().scheme(scheme).path_and_query(pq);
+    uri = match authority {
+        Some(a) => uri.authority(a.clone()),
+        None => uri.authority("echo.invalid"),
+    };
+    parts.uri = uri
+        .build()
+        .map_err(|_| GatewayError::BadRequest("the request target cannot be forwarded"))?;
+    parts.version = Version::HTTP_11;
+
+    let h = &mut parts.headers;
+    headers::set_forwarded(
+        h,
+        inbound.peer,
+        inbound.trusted_peer,
+        inbound.proto,
+        host.clone(),
+    );
+    let upstream_host = match (upstream.preserve_host, &host, authority) {
+        (true, Some(client_host), _) => Some(client_host.clone()),
+        (_, _, Some(a)) => HeaderValue::from_str(a.as_str()).ok(),
+        (_, _, None) => host.clone(),
+    };
+    if let Some(v) = upstream_host {
+        h.insert(HOST, v);
+    }
+    if let Some(proto) = &upgrade {
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(UPGRADE, proto.clone());
+    }
+
+    let (body, exceeded) = LimitedBody::new(body, max_body);
+    let out = Request::from_parts(parts, body);
+
+    let Some(client) = client else {
+        return echo::respond(out, &upstream.name, &exceeded).await;
+    };
+    let result = tokio::time::timeout(upstream.response_timeout, client.request(out)).await;
+    let mut resp = match result {
+        Err(_) => return Err(GatewayError::UpstreamTimeout),
+        Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
+            return Err(GatewayError::PayloadTooLarge)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(upstream = %upstream.name, error = %e, connect = e.is_connect(), "upstream request failed");
+            return Err(if e.is_connect() {
+                GatewayError::UpstreamConnect
+            } else {
+                GatewayError::UpstreamFailed
+            });
+        }
+        Ok(Ok(resp)) => resp,
+    };
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let name = upstream.name.clone();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((c, u)) => {
+                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                            tracing::debug!(upstream = %name, error = %e, "upgraded connection closed");
+                        }
+                    }
+                    Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
+                }
+            });
+            let (parts, _) = resp.into_parts();
+            return Ok(Response::from_parts(parts, Body::Empty));
+        }
+        return Err(GatewayError::UpstreamFailed);
+    }
+
+    let (mut parts, body) = resp.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::Incoming(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AuthMode, Upstream};
+    use crate::policy::matcher::Pattern;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn route(strip: Option<&str>) -> Route {
+        Route {
+            name: "r".into(),
+            pattern: Pattern::parse("/api/**").expect("p"),
+            methods: None,
+            host: None,
+            upstream: Arc::new(Upstream {
+                name: "u".into(),
+                target: UpstreamTarget::Echo,
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(1),
+                preserve_host: false,
+                pool_idle_timeout: Duration::from_secs(1),
+                pool_max_idle_per_host: 1,
+            }),
+            strip_prefix: strip.map(str::to_string),
+            auth: AuthMode::None,
+        }
+    }
+
+    #[test]
+    fn paths_are_rewritten() {
+        assert_eq!(
+            upstream_path_and_query("/api/x", &route(None), "", Some("a=%2F..")),
+            "/api/x?a=%2F.."
+        );
+        assert_eq!(
+            upstream_path_and_query("/api/x/", &route(Some("/api")), "", None),
+            "/x/"
+        );
+        assert_eq!(
+            upstream_path_and_query("/api", &route(Some("/api")), "", None),
+            "/"
+        );
+        assert_eq!(
+            upstream_path_and_query("/api/x", &route(Some("/api")), "/v1", Some("")),
+            "/v1/x?"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Header rules at the proxy boundary: hop-by-hop headers (RFC 9110 §7.6.1) removed in
+//! both directions, and the `X-Forwarded-*` family set from what Portcullis saw, with
+//! client-sent values believed only from a trusted proxy.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, FORWARDED, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+
+/// Removes hop-by-hop headers and every header the `Connection` header names.
+///
+/// Returns the `Upgrade` value when the message asks for a protocol upgrade
+/// (`Connection: upgrade` + `Upgrade: …`), so that the caller can pass the upgrade on
+/// deliberately.
+pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut upgrade_requested = false;
+    if h.contains_key(CONNECTION) {
+        let named: Vec<String> = h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for t in named {
+            if t == "upgrade" {
+                upgrade_requested = true;
+            } else if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
+                h.remove(name);
+            }
+        }
+        h.remove(CONNECTION);
+    }
+    let upgrade = h.remove(UPGRADE);
+    for name in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+    ] {
+        h.remove(name);
+    }
+    for name in [TE, TRAILER, TRANSFER_ENCODING] {
+        h.remove(name);
+    }
+    upgrade.filter(|_| upgrade_requested)
+}
+
+/// Whether `ip` is one of the trusted proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    !trusted.is_empty() && trusted.iter().any(|n| n.contains(&ip))
+}
+
+fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = h
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted proxy, the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, h: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let Some(xff) = joined(h, &X_FORWARDED_FOR) else {
+        return peer;
+    };
+    let mut last = peer;
+    for entry in xff.rsplit(',') {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            return last;
+        };
+        if !is_trusted(ip, trusted) {
+            return ip;
+        }
+        last = ip;
+    }
+    last
+}
+
+/// Sets `X-Forwarded-For`, `-Proto` and `-Host` on a request going upstream.
+///
+/// From an untrusted peer every client-sent `X-Forwarded-*`, `Forwarded` and
+/// `X-Real-IP` is discarded and replaced by what Portcullis observed; from a trusted
+/// proxy the peer is appended to `X-Forwarded-For` and the proxy's `-Proto`/`-Host`
+/// are kept.
+pub fn set_forwarded(
+    h: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: bool,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
+    let peer_s = peer.to_string();
+    let xff = match (trusted, joined(h, &X_FORWARDED_FOR)) {
+        (true, Some(prev)) => format!("{prev}, {peer_s}"),
+        _ => peer_s,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(trusted && h.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(v) => h.insert(X_FORWARDED_HOST.clone(), v),
+            None => h.remove(&X_FORWARDED_HOST),
+        };
+    }
+    if !trusted {
+        h.remove(FORWARDED);
+        h.remove(&X_REAL_IP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("connection", "X-Other"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("x-other", "1"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-connection", "keep-alive"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+        ]);
+        assert_eq!(
+            remove_hop_by_hop(&mut h),
+            None,
+            "no 'upgrade' token: not an upgrade"
+        );
+        assert_eq!(
+            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            vec!["accept"]
+        );
+    }
+
+    #[test]
+    fn upgrade_is_reported() {
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        assert_eq!(
+            remove_hop_by_hop(&mut h),
+            Some(HeaderValue::from_static("websocket"))
+        );
+        assert!(h.get("connection").is_none() && h.get("upgrade").is_none());
+        assert!(h.get("sec-websocket-key").is_some());
+    }
+
+    #[test]
+    fn forwarded_from_untrusted_peer_is_replaced() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+        ]);
+        set_forwarded(
+            &mut h,
+            "192.0.2.1".parse().expect("ip"),
+            false,
+            "http",
+            Some(HeaderValue::from_static("api.local")),
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.local");
+        assert!(h.get("forwarded").is_none() && h.get("x-real-ip").is_none());
+    }
+
+    #[test]
+    fn forwarded_from_trusted_peer_is_appended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "10.0.0.3"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(
+            &mut h,
+            "10.0.0.2".parse().expect("ip"),
+            true,
+            "http",
+            Some(HeaderValue::from_static("api.local")),
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.3, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn client_ip_walks_trusted_hops() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let h = map(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.3")]);
+        assert_eq!(
+            client_ip("10.0.0.2".parse().expect("ip"), &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_ip("198.51.100.1".parse().expect("ip"), &h, &trusted),
+            "198.51.100.1".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_ip("10.0.0.2".parse().expect("ip"), &h, &[]),
+            "10.0.0.2".parse::<IpAddr>().expect("ip")
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Listeners: the public one (HTTP/1.1 and HTTP/2 with prior knowledge, upgrades
+//! allowed) and the admin one (`/healthz`, `/readyz`), graceful shutdown and reload.
+//!
+//! Shutdown stops accepting at once, lets in-flight requests finish for up to
+//! `server.shutdown_drain`, then drops what is left. Reload swaps the snapshot;
+//! `listen`, `admin_listen` and `worker_threads` only change on restart.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::body::Body;
+use crate::config::Config;
+use crate::error::json_response;
+use crate::state::{Shared, Snapshot};
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The address the public listener is bound to.
+    pub addr: SocketAddr,
+    /// The address of the admin listener, if configured.
+    pub admin_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    public: JoinHandle<()>,
+    admin: Option<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Binds the listeners and starts serving.
+    pub async fn start(config: Config) -> std::io::Result<Gateway> {
+        let listener = TcpListener::bind(config.server.listen).await?;
+        let admin_listener = match config.server.admin_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        let addr = listener.local_addr()?;
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let drain = config.server.shutdown_drain;
+        let builder = http_builder(&config);
+        let shared = Shared::new(config);
+        let (stop, stop_rx) = watch::channel(false);
+        let public = tokio::spawn(serve_public(
+            listener,
+            builder,
+            shared.clone(),
+            stop_rx.clone(),
+            drain,
+        ));
+        let admin = admin_listener.map(|l| tokio::spawn(serve_admin(l, shared.clone(), stop_rx)));
+        tracing::info!(%addr, admin = ?admin_addr, "portcullis listening");
+        Ok(Gateway {
+            addr,
+            admin_addr,
+            shared,
+            stop,
+            public,
+            admin,
+        })
+    }
+
+    /// Swaps in a new configuration for every request that starts from now on.
+    pub fn reload(&self, config: Config) {
+        let old = self.shared.snapshot.load();
+        if old.config.server.listen != config.server.listen
+            || old.config.server.admin_listen != config.server.admin_listen
+        {
+            tracing::warn!("server.listen / server.admin_listen changed: the new addresses take effect on restart");
+        }
+        self.shared.snapshot.store(Arc::new(Snapshot::new(config)));
+        tracing::info!("configuration reloaded");
+    }
+
+    /// Stops accepting, drains in-flight requests (up to the drain time) and returns.
+    pub async fn shutdown(self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let _ = self.public.await;
+        if let Some(a) = self.admin {
+            let _ = a.await;
+        }
+    }
+}
+
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    // hyper answers 431 itself when the head outgrows its buffer; the finer limit (a
+    // JSON 431) is checked in the pipeline.
+    let buf = (config.server.max_header_bytes + 4096).max(8192);
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(buf);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX));
+    b
+}
+
+async fn serve_public(
+    listener: TcpListener,
+    builder: auto::Builder<TokioExecutor>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(crate::stack::handle(req, peer, &shared).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(drain = ?drain, "shutting down: draining in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain time exceeded; closing remaining connections"),
+    }
+}
+
+async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let stream = tokio::select! {
+            res = listener.accept() => match res {
+                Ok((s, _)) => s,
+                Err(_) => continue,
+            },
+            _ = stop.changed() => break,
+        };
+        let shared = shared.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(admin(&req, &shared)) }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn admin(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+    match req.uri().path() {
+        "/healthz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        "/readyz" if shared.draining.load(Ordering::Relaxed) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "draining"}),
+        ),
+        "/readyz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "not_found", "error_description": "admin endpoints: /healthz, /readyz"}),
+        ),
+    }
+}

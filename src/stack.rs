@@ -1,0 +1,247 @@
+//! The request pipeline: the only place that orders the stages, top to bottom.
+//!
+//! ```text
+//!  1 catch panics         → 500 JSON; the connection and the process live on
+//!  2 request id           x-request-id kept (if sane) or generated, echoed on every answer
+//!  3 header hygiene       header size (431), '_' in names (400), reserved identity
+//!                         headers removed in every spelling
+//!  3 canonical path       one canonical path or 400 (policy/path.rs)
+//!  4 access log           one JSON line per request, denials included
+//!  6 error boundary       Err(GatewayError) → JSON response (error.rs, one match)
+//!  7 limits               declared body size (413), request deadline (504)
+//!  8 config snapshot      read once per request (hot reload)
+//! 10 route match          method + host + canonical path → route | 404 | 405
+//! 11 authenticate         not built yet: a route that needs a token answers 401
+//! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
+//!                         streamed both ways, 502/504 on upstream failure
+//! ```
+//! Stages 5 (CORS), 9 (own OAuth endpoints), 12–14 (authorize, rate limit, identity
+//! headers) arrive with their issues and slot in where DESIGN.md puts them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+
+use crate::body::Body;
+use crate::config::AuthMode;
+use crate::error::GatewayError;
+use crate::middleware::{hygiene, request_id};
+use crate::policy::matcher::Matched;
+use crate::policy::path::canonicalize;
+use crate::proxy::forward::{self, Inbound};
+use crate::proxy::headers;
+use crate::state::{Shared, Snapshot};
+
+/// What the access log records beyond status and timing.
+#[derive(Debug, Default)]
+struct LogInfo {
+    path: Option<String>,
+    route: Option<String>,
+    upstream: Option<String>,
+    reason: Option<&'static str>,
+}
+
+/// Handles one request from `peer`; never fails: every outcome is a response.
+pub async fn handle(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Response<Body> {
+    let started = Instant::now();
+    // 8: one snapshot for the whole request, so a reload never mixes two configs.
+    let snap = shared.snapshot.load_full();
+    // 2
+    let rid = request_id::ensure(req.headers_mut());
+    let method = req.method().clone();
+    let mut log = LogInfo::default();
+    // 1, 7 (deadline), 6
+    let (mut resp, reason) = guard(
+        pipeline(req, &snap, peer, &mut log),
+        snap.config.server.request_timeout,
+        &rid,
+    )
+    .await;
+    log.reason = log.reason.or(reason);
+    resp.headers_mut()
+        .insert(request_id::X_REQUEST_ID.clone(), rid.clone());
+    // 4
+    if snap.config.server.access_log {
+        tracing::info!(
+            target: "portcullis::access",
+            request_id = rid.to_str().unwrap_or(""),
+            client_ip = %peer.ip(),
+            method = method.as_str(),
+            path = log.path.as_deref().unwrap_or(""),
+            route = log.route.as_deref().unwrap_or(""),
+            upstream = log.upstream.as_deref().unwrap_or(""),
+            status = resp.status().as_u16(),
+            reason = log.reason.unwrap_or(""),
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+    resp
+}
+
+/// Stages 1, 6 and 7's deadline: runs the pipeline, turning a panic, an error or an
+/// expired deadline into its JSON response (with the reason for the access log).
+async fn guard<F>(
+    pipeline: F,
+    deadline: Duration,
+    rid: &HeaderValue,
+) -> (Response<Body>, Option<&'static str>)
+where
+    F: Future<Output = Result<Response<Body>, GatewayError>>,
+{
+    let outcome = tokio::time::timeout(deadline, AssertUnwindSafe(pipeline).catch_unwind()).await;
+    let err = match outcome {
+        Ok(Ok(Ok(resp))) => return (resp, None),
+        Ok(Ok(Err(e))) => e,
+        Ok(Err(_panic)) => {
+            tracing::error!(request_id = ?rid, "request handler panicked");
+            GatewayError::Internal
+        }
+        Err(_elapsed) => GatewayError::RequestTimeout,
+    };
+    let reason = err.reason();
+    (err.into_response(rid), Some(reason))
+}
+
+/// The request's host for routing: lower-case, without the port.
+fn routing_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = match req.headers().get(HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
+    let authority: http::uri::Authority = raw.parse().ok()?;
+    Some(authority.host().to_ascii_lowercase())
+}
+
+async fn pipeline(
+    mut req: Request<Incoming>,
+    snap: &Snapshot,
+    peer: SocketAddr,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let server = &snap.config.server;
+    // 3: header hygiene, then the canonical path.
+    hygiene::apply(
+        req.headers_mut(),
+        server.max_header_bytes,
+        server.reject_underscore_headers,
+        &server.identity_header_prefix,
+    )?;
+    let canonical = canonicalize(req.uri().path())?;
+    if server.access_log {
+        log.path = Some(canonical.clone());
+    }
+    // 7: a declared body over the limit is refused before anything is read.
+    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
+        if len > server.max_body_bytes {
+            return Err(GatewayError::PayloadTooLarge);
+        }
+    }
+    // 10
+    let host = routing_host(&req);
+    let route = match snap
+        .config
+        .router
+        .find(req.method(), host.as_deref(), &canonical)
+    {
+        Matched::Route(r) => r,
+        Matched::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),
+        Matched::NotFound => return Err(GatewayError::NoRoute),
+    };
+    if server.access_log {
+        log.route = Some(route.name.clone());
+        log.upstream = Some(route.upstream.name.clone());
+    }
+    // 11: token verification is not built yet, so a route that needs a token refuses,
+    // and an optional route refuses a token it cannot check.
+    match route.auth {
+        AuthMode::None => {}
+        AuthMode::Required => return Err(GatewayError::Unauthenticated),
+        AuthMode::Optional if req.headers().contains_key(AUTHORIZATION) => {
+            return Err(GatewayError::Unauthenticated)
+        }
+        AuthMode::Optional => {}
+    }
+    // 15
+    let inbound = Inbound {
+        peer: peer.ip(),
+        trusted_peer: headers::is_trusted(peer.ip(), &server.trusted_proxies),
+        proto: "http",
+    };
+    let client = snap.client(&route.upstream.name);
+    forward::forward(
+        req,
+        &canonical,
+        route,
+        client,
+        inbound,
+        server.max_body_bytes,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use http_body_util::BodyExt;
+
+    async fn json(resp: Response<Body>) -> serde_json::Value {
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500() {
+        let rid = HeaderValue::from_static("r1");
+        let pipeline = async {
+            if std::env::var_os("PATH").is_some() {
+                panic!("boom");
+            }
+            Err(GatewayError::NoRoute)
+        };
+        let (resp, reason) = guard(pipeline, Duration::from_secs(5), &rid).await;
+        assert_eq!(resp.status(), 500);
+        assert_eq!(reason, Some("panic"));
+        let v = json(resp).await;
+        assert_eq!(v["error"], "internal_error");
+        assert_eq!(v["request_id"], "r1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_deadline_becomes_a_504() {
+        let rid = HeaderValue::from_static("r2");
+        let (resp, reason) = guard(std::future::pending(), Duration::from_secs(30), &rid).await;
+        assert_eq!(resp.status(), 504);
+        assert_eq!(reason, Some("request_timeout"));
+    }
+
+    #[test]
+    fn routing_host_drops_port_and_case() {
+        let req = Request::builder()
+            .uri("/")
+            .header(HOST, "API.Example.com:8080")
+            .body(())
+            .expect("req");
+        assert_eq!(routing_host(&req).as_deref(), Some("api.example.com"));
+        let req = Request::builder()
+            .uri("http://[::1]:80/x")
+            .body(())
+            .expect("req");
+        assert_eq!(routing_host(&req).as_deref(), Some("[::1]"));
+    }
+}
