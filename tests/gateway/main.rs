@@ -1,0 +1,10 @@
+//! Integration tests: the real gateway, in-process, on loopback, in front of real
+//! upstreams. One test crate so that the support code compiles once.
+
+mod canonical;
+mod cli;
+mod proxying;
+mod routing;
+mod shutdown;
+mod support;
+mod websocket;

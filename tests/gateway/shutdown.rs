@@ -1,0 +1,66 @@
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+const CONFIG: &str = "[server]\nshutdown_drain = \"20s\"\n[[upstreams]]\nname=\"up\"\nurl=\"http://{UP}\"\n[[routes]]\npath=\"/**\"\nupstream=\"up\"\nauth=\"none\"\n";
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut up = Upstream::start().await;
+    let gw = gateway(CONFIG, Some(up.addr)).await;
+    let addr = gw.addr;
+    let admin = gw.admin_addr;
+    assert!(admin.is_none());
+    let in_flight = tokio::spawn(async move { get(addr, "/hold/1", &[]).await });
+    let target = tokio::time::timeout(Duration::from_secs(10), up.arrived.recv())
+        .await
+        .expect("request arrived")
+        .expect("target");
+    assert_eq!(target, "/hold/1");
+
+    let shutdown = tokio::spawn(gw.shutdown());
+    // The listener closes: new connections are refused (bounded wait for the accept
+    // loop to notice the stop signal).
+    let mut refused = false;
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        refused,
+        "the gateway still accepts connections after shutdown began"
+    );
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the in-flight request"
+    );
+
+    up.release.notify_one();
+    let r = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .expect("in time")
+        .expect("join");
+    assert_eq!(r.status, 200, "the in-flight request completed");
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("shutdown completes once drained")
+        .expect("join");
+}
+
+#[tokio::test]
+async fn drain_time_bounds_shutdown() {
+    let mut up = Upstream::start().await;
+    let text = CONFIG.replace("20s", "200ms");
+    let gw = gateway(&text, Some(up.addr)).await;
+    let addr = gw.addr;
+    let _stuck = tokio::spawn(async move { get(addr, "/hang/1", &[]).await });
+    up.arrived.recv().await.expect("arrived");
+    tokio::time::timeout(Duration::from_secs(5), gw.shutdown())
+        .await
+        .expect("shutdown gives up after the drain time");
+}

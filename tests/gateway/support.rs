@@ -1,0 +1,250 @@
+//! Test support: the real gateway in-process on 127.0.0.1:0, a recording upstream on
+//! loopback, and small HTTP clients (raw bytes for hostile request targets, hyper for
+//! streaming and HTTP/2).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use portcullis::Gateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+
+/// Starts the gateway from TOML text; `{UP}` is replaced by the upstream's address.
+pub async fn gateway(toml: &str, upstream: Option<SocketAddr>) -> Gateway {
+    let text = match upstream {
+        Some(a) => toml.replace("{UP}", &a.to_string()),
+        None => toml.to_string(),
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        text.trim_start_matches("[server]\n")
+    );
+    let config = portcullis::config::parse_str(&text, Path::new("test.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Gateway::start(config).await.expect("gateway starts")
+}
+
+/// What the upstream received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body_len: u64,
+}
+
+/// An HTTP/1.1 upstream on loopback that records every request and answers by path:
+/// `/hang/...` never answers, `/hold/...` answers once `release` is notified, anything
+/// else answers 200 with `{"seen": n}` plus a few hop-by-hop headers that must not
+/// reach the client. Every request also reports its first body bytes on `first_bytes`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub release: Arc<Notify>,
+    pub arrived: mpsc::UnboundedReceiver<String>,
+    pub first_bytes: mpsc::UnboundedReceiver<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(Notify::new());
+        let (arrived_tx, arrived) = mpsc::unbounded_channel();
+        let (first_tx, first_bytes) = mpsc::unbounded_channel();
+        let (s, r) = (seen.clone(), release.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (s, r, a, f) = (s.clone(), r.clone(), arrived_tx.clone(), first_tx.clone());
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let (s, r, a, f) = (s.clone(), r.clone(), a.clone(), f.clone());
+                    async move { Ok::<_, Infallible>(answer(req, s, r, a, f).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            seen,
+            release,
+            arrived,
+            first_bytes,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().pop().expect("the upstream received a request")
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    release: Arc<Notify>,
+    arrived: mpsc::UnboundedSender<String>,
+    first: mpsc::UnboundedSender<()>,
+) -> Response<Full<Bytes>> {
+    let (parts, mut body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let _ = arrived.send(target.clone());
+    let mut body_len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Some(d) = frame.data_ref() {
+            if body_len == 0 && !d.is_empty() {
+                let _ = first.send(());
+            }
+            body_len += d.len() as u64;
+        }
+    }
+    let n = {
+        let mut s = seen.lock().expect("lock");
+        s.push(Seen {
+            method: parts.method.to_string(),
+            target: target.clone(),
+            headers: parts.headers,
+            body_len,
+        });
+        s.len()
+    };
+    if target.starts_with("/hang") {
+        std::future::pending::<()>().await;
+    }
+    if target.starts_with("/hold") {
+        release.notified().await;
+    }
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("connection", "x-up-secret")
+        .header("x-up-secret", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authenticate", "Basic")
+        .header("x-up-public", "1")
+        .body(Full::new(Bytes::from(format!(
+            "{{\"seen\":{n},\"body_len\":{body_len}}}"
+        ))))
+        .expect("response")
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: HashMap<String, Vec<String>>,
+    pub body: String,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends raw bytes (a whole HTTP/1.1 request, with `Connection: close`) and reads the
+/// response to EOF. Only content-length bodies are understood, which is what every
+/// test here produces.
+pub async fn raw(addr: SocketAddr, request: &str) -> Raw {
+    raw_bytes(addr, request.as_bytes()).await
+}
+
+pub async fn raw_bytes(addr: SocketAddr, request: &[u8]) -> Raw {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
+        .await
+        .expect("response in time");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let mut headers: HashMap<String, Vec<String>> = HashMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_string());
+        }
+    }
+    Raw {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// `GET target` with extra header lines (each `Name: value`).
+pub async fn get(addr: SocketAddr, target: &str, headers: &[&str]) -> Raw {
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    raw(addr, &req).await
+}
+
+/// Asserts an error answer: status, JSON `error` code and a request id echoed in the
+/// header and the body.
+pub fn assert_error(r: &Raw, status: u16, code: &str) {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"], code, "body: {}", r.body);
+    assert!(v["error_description"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    let rid = r
+        .header("x-request-id")
+        .expect("x-request-id on every answer");
+    assert_eq!(v["request_id"], rid);
+}
+
+/// A port with nothing listening on it.
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    drop(l);
+    a
+}
