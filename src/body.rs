@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::sync::Notify;
 
 /// A response body: nothing, one chunk, or an upstream body streamed through.
 #[derive(Debug)]
@@ -66,28 +67,36 @@ impl http_body::Body for Body {
 #[error("request body larger than the configured limit")]
 pub struct BodyTooLarge;
 
+/// What the forwarding code learns about a request body while it streams.
+#[derive(Debug, Default)]
+pub struct BodyProgress {
+    /// Set when the body went over the limit (`413` rather than `502`).
+    pub exceeded: AtomicBool,
+    /// Notified once the whole body went through, so that the upstream's response
+    /// timeout starts when the upstream has the complete request.
+    pub finished: Notify,
+}
+
 /// A client request body that fails once more than `limit` bytes went through.
-///
-/// `exceeded` is shared with the forwarding code so that a failed upstream call can be
-/// told apart from a body that was cut off (`413` rather than `502`).
 #[derive(Debug)]
 pub struct LimitedBody {
     inner: Incoming,
     remaining: u64,
-    exceeded: Arc<AtomicBool>,
+    progress: Arc<BodyProgress>,
 }
 
 impl LimitedBody {
-    pub fn new(inner: Incoming, limit: u64) -> (LimitedBody, Arc<AtomicBool>) {
-        let exceeded = Arc::new(AtomicBool::new(false));
-        (
-            LimitedBody {
-                inner,
-                remaining: limit,
-                exceeded: exceeded.clone(),
-            },
-            exceeded,
-        )
+    pub fn new(inner: Incoming, limit: u64) -> (LimitedBody, Arc<BodyProgress>) {
+        let progress = Arc::new(BodyProgress::default());
+        if http_body::Body::is_end_stream(&inner) {
+            progress.finished.notify_one();
+        }
+        let body = LimitedBody {
+            inner,
+            remaining: limit,
+            progress: progress.clone(),
+        };
+        (body, progress)
     }
 }
 
@@ -105,7 +114,7 @@ impl http_body::Body for LimitedBody {
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     if n > this.remaining {
-                        this.exceeded.store(true, Ordering::Relaxed);
+                        this.progress.exceeded.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
                     this.remaining -= n;
@@ -113,7 +122,10 @@ impl http_body::Body for LimitedBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.progress.finished.notify_one();
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }

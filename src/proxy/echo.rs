@@ -6,12 +6,12 @@
 //! gateway works out of the box and operators can see what their upstream will get.
 //! The body is read and counted, never kept.
 
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 
 use crate::body::{Body, LimitedBody};
-use crate::error::{json_response, GatewayError};
+use crate::error::GatewayError;
 
 fn headers_json(h: &HeaderMap) -> Value {
     let mut out = Map::new();
@@ -60,7 +60,13 @@ pub async fn respond(
         "headers": headers_json(&parts.headers),
         "body_bytes": body_bytes,
     });
-    let mut resp = json_response(StatusCode::OK, &v);
-    resp.headers_mut().remove(http::header::CACHE_CONTROL);
+    // Pretty-printed: it is read by people, with curl.
+    let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    text.push('\n');
+    let mut resp = Response::new(Body::full(text));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }

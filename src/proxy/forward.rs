@@ -118,16 +118,25 @@ pub async fn forward(
         h.insert(UPGRADE, proto.clone());
     }
 
-    let (body, exceeded) = LimitedBody::new(body, max_body);
+    let (body, progress) = LimitedBody::new(body, max_body);
     let out = Request::from_parts(parts, body);
 
     let Some(client) = client else {
-        return echo::respond(out, &upstream.name, &exceeded).await;
+        return echo::respond(out, &upstream.name, &progress.exceeded).await;
     };
-    let result = tokio::time::timeout(upstream.response_timeout, client.request(out)).await;
+    // The response timeout runs from the moment the upstream has the whole request (a
+    // slow upload is bounded by the request deadline instead); an early answer wins.
+    let request = client.request(out);
+    tokio::pin!(request);
+    let result = tokio::select! {
+        r = &mut request => Ok(r),
+        _ = progress.finished.notified() => {
+            tokio::time::timeout(upstream.response_timeout, &mut request).await
+        }
+    };
     let mut resp = match result {
         Err(_) => return Err(GatewayError::UpstreamTimeout),
-        Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
+        Ok(Err(_)) if progress.exceeded.load(Ordering::Relaxed) => {
             return Err(GatewayError::PayloadTooLarge)
         }
         Ok(Err(e)) => {
