@@ -111,10 +111,17 @@ fn init_logging() {
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("refusing to start:\n{e}"))?;
     init_logging();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.server.worker_threads {
-        rt.worker_threads(n);
-    }
+    // One worker thread: a current-thread runtime avoids the work-stealing scheduler's
+    // bookkeeping entirely.
+    let mut rt = match config.server.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = rt
         .enable_all()
         .build()
