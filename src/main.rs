@@ -9,6 +9,11 @@ use portcullis::config::Config;
 use portcullis::policy::matcher::Routable;
 use portcullis::Gateway;
 
+// Many small, short-lived allocations per request (header maps, URIs, futures):
+// mimalloc's thread-local free lists are measurably cheaper than glibc malloc here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",
@@ -111,27 +116,23 @@ fn init_logging() {
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("refusing to start:\n{e}"))?;
     init_logging();
-    // One worker thread: a current-thread runtime avoids the work-stealing scheduler's
-    // bookkeeping entirely.
-    let mut rt = match config.server.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
+    // Thread per core: this thread's current-thread runtime is worker 0, and
+    // Gateway::start_workers adds one thread (and runtime) per further worker.
+    let workers = config
+        .server
+        .worker_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut rt = tokio::runtime::Builder::new_current_thread();
     let rt = rt
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(path.to_path_buf(), config))
+    rt.block_on(serve(path.to_path_buf(), config, workers))
 }
 
-async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
+async fn serve(path: PathBuf, config: Config, workers: usize) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let gateway = Gateway::start(config)
+    let gateway = Gateway::start_workers(config, workers)
         .await
         .context("binding the listeners")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;

@@ -17,13 +17,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{oneshot, watch};
 
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::json_response;
+use crate::stack::Peer;
 use crate::state::{Shared, Snapshot};
 
 /// A running gateway.
@@ -35,43 +35,116 @@ pub struct Gateway {
     pub admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    public: JoinHandle<()>,
-    admin: Option<JoinHandle<()>>,
+    /// One per worker and one for the admin listener; fire when each has finished.
+    done: Vec<oneshot::Receiver<()>>,
+}
+
+/// Binds a listener; with `reuse_port`, several listeners (one per worker) share the
+/// address and the kernel spreads connections over them.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 impl Gateway {
-    /// Binds the listeners and starts serving.
+    /// Binds the listeners and serves on the current runtime (one worker).
     pub async fn start(config: Config) -> std::io::Result<Gateway> {
-        let listener = TcpListener::bind(config.server.listen).await?;
+        Gateway::start_workers(config, 1).await
+    }
+
+    /// Binds the listeners and serves with `workers` workers: the current runtime is
+    /// worker 0 and every further worker is a thread with its own current-thread
+    /// runtime, its own listener on the same address (`SO_REUSEPORT`) and its own
+    /// upstream connection pools. A request lives and dies on one thread.
+    pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Gateway> {
+        let workers = workers.max(1);
+        let first = bind(config.server.listen, workers > 1)?;
+        let addr = first.local_addr()?;
         let admin_listener = match config.server.admin_listen {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
         };
-        let addr = listener.local_addr()?;
         let admin_addr = admin_listener
             .as_ref()
             .map(TcpListener::local_addr)
             .transpose()?;
         let drain = config.server.shutdown_drain;
         let builder = http_builder(&config);
-        let shared = Shared::new(config);
+        let shared = Shared::new(config, workers);
         let (stop, stop_rx) = watch::channel(false);
-        let public = tokio::spawn(serve_public(
-            listener,
-            builder,
-            shared.clone(),
-            stop_rx.clone(),
-            drain,
-        ));
-        let admin = admin_listener.map(|l| tokio::spawn(serve_admin(l, shared.clone(), stop_rx)));
-        tracing::info!(%addr, admin = ?admin_addr, "portcullis listening");
+        let mut done = Vec::with_capacity(workers + 1);
+
+        let (tx, rx) = oneshot::channel();
+        done.push(rx);
+        let (b, sh, st) = (builder.clone(), shared.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            serve_public(0, first, b, sh, st, drain).await;
+            let _ = tx.send(());
+        });
+        for worker in 1..workers {
+            let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
+            let (tx, rx) = oneshot::channel();
+            done.push(rx);
+            let (b, sh, st) = (builder.clone(), shared.clone(), stop_rx.clone());
+            std::thread::Builder::new()
+                .name(format!("portcullis-{worker}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        match bind(addr, true) {
+                            Ok(listener) => {
+                                let _ = ready_tx.send(Ok(()));
+                                serve_public(worker, listener, b, sh, st, drain).await;
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                            }
+                        }
+                    });
+                    let _ = tx.send(());
+                })?;
+            let ready = ready_rx
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("worker thread died")));
+            if let Err(e) = ready {
+                let _ = stop.send(true);
+                return Err(e);
+            }
+        }
+        if let Some(l) = admin_listener {
+            let (tx, rx) = oneshot::channel();
+            done.push(rx);
+            let sh = shared.clone();
+            tokio::spawn(async move {
+                serve_admin(l, sh, stop_rx).await;
+                let _ = tx.send(());
+            });
+        }
+        tracing::info!(%addr, admin = ?admin_addr, workers, "portcullis listening");
         Ok(Gateway {
             addr,
             admin_addr,
             shared,
             stop,
-            public,
-            admin,
+            done,
         })
     }
 
@@ -83,7 +156,9 @@ impl Gateway {
         {
             tracing::warn!("server.listen / server.admin_listen changed: the new addresses take effect on restart");
         }
-        self.shared.snapshot.store(Arc::new(Snapshot::new(config)));
+        self.shared
+            .snapshot
+            .store(Arc::new(Snapshot::new(config, self.shared.workers)));
         tracing::info!("configuration reloaded");
     }
 
@@ -91,9 +166,8 @@ impl Gateway {
     pub async fn shutdown(self) {
         self.shared.draining.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
-        let _ = self.public.await;
-        if let Some(a) = self.admin {
-            let _ = a.await;
+        for done in self.done {
+            let _ = done.await;
         }
     }
 }
@@ -114,6 +188,7 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 }
 
 async fn serve_public(
+    worker: usize,
     listener: TcpListener,
     builder: auto::Builder<TokioExecutor>,
     shared: Arc<Shared>,
@@ -136,9 +211,10 @@ async fn serve_public(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let conn_peer = Arc::new(Peer::new(peer));
         let service = service_fn(move |req: Request<Incoming>| {
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(crate::stack::handle(req, peer, &shared).await) }
+            let (shared, peer) = (shared.clone(), conn_peer.clone());
+            async move { Ok::<_, Infallible>(crate::stack::handle(req, &peer, worker, &shared).await) }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

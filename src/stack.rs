@@ -47,22 +47,40 @@ struct LogInfo {
     reason: Option<&'static str>,
 }
 
+/// The connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// `addr`'s IP as a header value (for `X-Forwarded-For`), rendered once.
+    pub ip_header: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        let ip_header = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Peer { addr, ip_header }
+    }
+}
+
 /// Handles one request from `peer`; never fails: every outcome is a response.
+/// `worker` picks that worker's upstream connection pools.
 pub async fn handle(
     mut req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
+    worker: usize,
     shared: &Shared,
 ) -> Response<Body> {
-    let started = Instant::now();
     // 8: one snapshot for the whole request, so a reload never mixes two configs.
     let snap = shared.snapshot.load_full();
+    let started = snap.config.server.access_log.then(Instant::now);
     // 2
     let rid = request_id::ensure(req.headers_mut());
     let method = req.method().clone();
     let mut log = LogInfo::default();
     // 1, 7 (deadline), 6
     let (mut resp, reason) = guard(
-        pipeline(req, &snap, peer, &mut log),
+        pipeline(req, &snap, peer, worker, &mut log),
         snap.config.server.request_timeout,
         &rid,
     )
@@ -75,14 +93,14 @@ pub async fn handle(
         tracing::info!(
             target: "portcullis::access",
             request_id = rid.to_str().unwrap_or(""),
-            client_ip = %peer.ip(),
+            client_ip = %peer.addr.ip(),
             method = method.as_str(),
             path = log.path.as_deref().unwrap_or(""),
             route = log.route.as_deref().unwrap_or(""),
             upstream = log.upstream.as_deref().unwrap_or(""),
             status = resp.status().as_u16(),
             reason = log.reason.unwrap_or(""),
-            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            duration_us = started.map_or(0, |t| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
         );
     }
     resp
@@ -125,7 +143,8 @@ fn routing_host<B>(req: &Request<B>) -> Option<String> {
 async fn pipeline(
     mut req: Request<Incoming>,
     snap: &Snapshot,
-    peer: SocketAddr,
+    peer: &Peer,
+    worker: usize,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
     let server = &snap.config.server;
@@ -152,7 +171,11 @@ async fn pipeline(
         }
     }
     // 10
-    let host = routing_host(&req);
+    let host = if snap.config.router.uses_hosts() {
+        routing_host(&req)
+    } else {
+        None
+    };
     let route = match snap
         .config
         .router
@@ -178,11 +201,11 @@ async fn pipeline(
     }
     // 15
     let inbound = Inbound {
-        peer: peer.ip(),
-        trusted_peer: headers::is_trusted(peer.ip(), &server.trusted_proxies),
+        peer: &peer.ip_header,
+        trusted_peer: headers::is_trusted(peer.addr.ip(), &server.trusted_proxies),
         proto: "http",
     };
-    let client = snap.client(&route.upstream.name);
+    let client = snap.client(worker, &route.upstream.name);
     forward::forward(
         req,
         &canonical,

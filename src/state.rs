@@ -1,6 +1,10 @@
 //! What every request reads: an immutable [`Snapshot`] of the configuration and the
 //! upstream clients built for it, swapped atomically on reload (hot reload keeps the
 //! listeners; a failed reload keeps the old snapshot).
+//!
+//! Each worker thread has its own set of upstream clients, so that a pooled upstream
+//! connection is only ever used by the thread (and runtime) that opened it: no
+//! cross-thread wake-ups on the hot path.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -15,24 +19,29 @@ use crate::proxy::client::{self, HttpClient};
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
-    clients: HashMap<String, HttpClient>,
+    /// Indexed by worker.
+    clients: Vec<HashMap<String, HttpClient>>,
 }
 
 impl Snapshot {
-    /// Builds the upstream clients for a configuration.
-    pub fn new(config: Config) -> Snapshot {
-        let clients = config
-            .upstreams
-            .iter()
-            .filter(|u| matches!(u.target, UpstreamTarget::Http { .. }))
-            .map(|u| (u.name.clone(), client::build(u)))
+    /// Builds the upstream clients of every worker for a configuration.
+    pub fn new(config: Config, workers: usize) -> Snapshot {
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                config
+                    .upstreams
+                    .iter()
+                    .filter(|u| matches!(u.target, UpstreamTarget::Http { .. }))
+                    .map(|u| (u.name.clone(), client::build(u)))
+                    .collect()
+            })
             .collect();
         Snapshot { config, clients }
     }
 
-    /// The pooled client of an HTTP upstream; `None` for the echo upstream.
-    pub fn client(&self, upstream: &str) -> Option<&HttpClient> {
-        self.clients.get(upstream)
+    /// The pooled client of an HTTP upstream for a worker; `None` for the echo upstream.
+    pub fn client(&self, worker: usize, upstream: &str) -> Option<&HttpClient> {
+        self.clients.get(worker)?.get(upstream)
     }
 }
 
@@ -40,14 +49,17 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
+    /// Number of worker threads (for building snapshots on reload).
+    pub workers: usize,
     /// Set once shutdown begins; `/readyz` then answers 503.
     pub draining: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Arc<Shared> {
+    pub fn new(config: Config, workers: usize) -> Arc<Shared> {
         Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(Snapshot::new(config)),
+            snapshot: ArcSwap::from_pointee(Snapshot::new(config, workers)),
+            workers,
             draining: AtomicBool::new(false),
         })
     }

@@ -58,6 +58,8 @@ pub enum UpstreamTarget {
     Http {
         scheme: Scheme,
         authority: Authority,
+        /// `authority` as a `Host` header value.
+        host_header: http::HeaderValue,
         base_path: String,
     },
 }

@@ -304,9 +304,18 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
         );
         return None;
     }
+    let Ok(host_header) = http::HeaderValue::from_str(authority.as_str()) else {
+        issues.add(
+            key,
+            format!("\"{url}\" has an unusable host"),
+            "write e.g. \"http://127.0.0.1:9000\"",
+        );
+        return None;
+    };
     Some(UpstreamTarget::Http {
         scheme: scheme.clone(),
         authority: authority.clone(),
+        host_header,
         base_path: uri.path().trim_end_matches('/').to_string(),
     })
 }

@@ -188,6 +188,7 @@ pub enum Matched<'a, R> {
 #[derive(Debug)]
 pub struct Router<R> {
     routes: Vec<R>,
+    uses_hosts: bool,
 }
 
 impl<R: Routable> Router<R> {
@@ -198,7 +199,13 @@ impl<R: Routable> Router<R> {
                 .specificity_cmp(b.pattern())
                 .then_with(|| b.host().is_some().cmp(&a.host().is_some()))
         });
-        Router { routes }
+        let uses_hosts = routes.iter().any(|r| r.host().is_some());
+        Router { routes, uses_hosts }
+    }
+
+    /// Whether any route names a host (if none does, the request's host is not needed).
+    pub fn uses_hosts(&self) -> bool {
+        self.uses_hosts
     }
 
     /// Routes in match order.

@@ -83,17 +83,19 @@ fn push_escaped(out: &mut String, b: u8) {
     let _ = write!(out, "%{b:02X}");
 }
 
-/// One segment in canonical (encoded) form, or `None` for a plain `.`/`..` to resolve.
+/// What a raw segment turned out to be.
 enum Segment {
-    Keep(String),
+    Keep,
     Current,
     Parent,
 }
 
-fn canonical_segment(raw: &[u8]) -> Result<Segment, PathError> {
-    let mut out = String::with_capacity(raw.len());
-    let mut decoded = Vec::with_capacity(raw.len());
+/// Appends `/` and the canonical form of one raw segment to `out`.
+fn push_segment(out: &mut String, raw: &[u8]) -> Result<Segment, PathError> {
+    let start = out.len();
+    out.push('/');
     let mut escaped = false;
+    let mut high_escape = false;
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
@@ -112,9 +114,11 @@ fn canonical_segment(raw: &[u8]) -> Result<Segment, PathError> {
                     b';' => return Err(PathError::PathParameter),
                     v if v < 0x20 || v == 0x7f => return Err(PathError::ControlChar),
                     v if is_unreserved(v) => out.push(char::from(v)),
-                    v => push_escaped(&mut out, v),
+                    v => {
+                        high_escape |= v >= 0x80;
+                        push_escaped(out, v);
+                    }
                 }
-                decoded.push(v);
                 escaped = true;
                 i += 3;
                 continue;
@@ -124,20 +128,39 @@ fn canonical_segment(raw: &[u8]) -> Result<Segment, PathError> {
             b'#' => return Err(PathError::Fragment),
             b if b <= 0x20 || b == 0x7f => return Err(PathError::ControlChar),
             b if is_unreserved(b) || is_raw_allowed(b) => out.push(char::from(b)),
-            b => push_escaped(&mut out, b),
+            b => push_escaped(out, b),
         }
-        decoded.push(b);
         i += 1;
     }
-    if std::str::from_utf8(&decoded).is_err() {
+    let seg = &out.as_bytes()[start + 1..];
+    if high_escape && !decodes_to_utf8(seg) {
         return Err(PathError::NotUtf8);
     }
-    match (decoded.as_slice(), escaped) {
+    match (seg, escaped) {
         (b"." | b"..", true) => Err(PathError::EncodedDotSegment),
         (b".", false) => Ok(Segment::Current),
         (b"..", false) => Ok(Segment::Parent),
-        _ => Ok(Segment::Keep(out)),
+        _ => Ok(Segment::Keep),
     }
+}
+
+/// Whether a canonical segment (only well-formed `%XX` escapes) decodes to UTF-8.
+fn decodes_to_utf8(seg: &[u8]) -> bool {
+    let mut decoded = Vec::with_capacity(seg.len());
+    let mut i = 0;
+    while i < seg.len() {
+        if seg[i] == b'%' {
+            let v = seg
+                .get(i + 1..i + 3)
+                .and_then(|h| Some(hex_val(h[0])? << 4 | hex_val(h[1])?));
+            decoded.push(v.unwrap_or(0xff));
+            i += 3;
+        } else {
+            decoded.push(seg[i]);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// Turns a raw request path (without the query) into its canonical form.
@@ -145,7 +168,9 @@ pub fn canonicalize(raw: &str) -> Result<String, PathError> {
     let Some(rest) = raw.strip_prefix('/') else {
         return Err(PathError::NotAbsolute);
     };
-    let mut segments: Vec<String> = Vec::new();
+    let mut out = String::with_capacity(raw.len() + 8);
+    // Where each kept segment starts in `out`, so that `..` can drop the last one.
+    let mut starts: Vec<usize> = Vec::new();
     let mut trailing_slash = false;
     let mut parts = rest.split('/').peekable();
     while let Some(part) = parts.next() {
@@ -155,19 +180,18 @@ pub fn canonicalize(raw: &str) -> Result<String, PathError> {
             continue;
         }
         trailing_slash = false;
-        match canonical_segment(part.as_bytes())? {
-            Segment::Keep(s) => segments.push(s),
-            Segment::Current => trailing_slash = last,
+        let start = out.len();
+        match push_segment(&mut out, part.as_bytes())? {
+            Segment::Keep => starts.push(start),
+            Segment::Current => {
+                out.truncate(start);
+                trailing_slash = last;
+            }
             Segment::Parent => {
-                segments.pop();
+                out.truncate(starts.pop().unwrap_or(0));
                 trailing_slash = last;
             }
         }
-    }
-    let mut out = String::with_capacity(raw.len());
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
     }
     if out.is_empty() || trailing_slash {
         out.push('/');

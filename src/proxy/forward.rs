@@ -5,7 +5,6 @@
 //! body is capped at `max_body_bytes`. WebSocket and other `Upgrade` requests are
 //! passed on and, once the upstream answers `101`, both connections are joined.
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use http::header::{CONNECTION, HOST, UPGRADE};
@@ -21,8 +20,9 @@ use crate::proxy::{echo, headers};
 
 /// What the forward step needs to know about the inbound connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Inbound {
-    pub peer: IpAddr,
+pub struct Inbound<'a> {
+    /// The peer's IP as a header value, rendered once per connection.
+    pub peer: &'a HeaderValue,
     pub trusted_peer: bool,
     pub proto: &'static str,
 }
@@ -68,7 +68,7 @@ pub async fn forward(
     canonical: &str,
     route: &Route,
     client: Option<&HttpClient>,
-    inbound: Inbound,
+    inbound: Inbound<'_>,
     max_body: u64,
 ) -> Result<Response<Body>, GatewayError> {
     let upstream = &route.upstream;
@@ -78,13 +78,19 @@ pub async fn forward(
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
-    let (scheme, authority, base_path) = match &upstream.target {
+    let (scheme, authority, upstream_host_header, base_path) = match &upstream.target {
         UpstreamTarget::Http {
             scheme,
             authority,
+            host_header,
             base_path,
-        } => (scheme.clone(), Some(authority), base_path.as_str()),
-        UpstreamTarget::Echo => (http::uri::Scheme::HTTP, None, ""),
+        } => (
+            scheme.clone(),
+            Some(authority),
+            Some(host_header),
+            base_path.as_str(),
+        ),
+        UpstreamTarget::Echo => (http::uri::Scheme::HTTP, None, None, ""),
     };
     let pq = upstream_path_and_query(canonical, route, base_path, parts.uri.query());
     let mut uri = Uri::builder().scheme(scheme).path_and_query(pq);
@@ -105,9 +111,9 @@ pub async fn forward(
         inbound.proto,
         host.clone(),
     );
-    let upstream_host = match (upstream.preserve_host, &host, authority) {
+    let upstream_host = match (upstream.preserve_host, &host, upstream_host_header) {
         (true, Some(client_host), _) => Some(client_host.clone()),
-        (_, _, Some(a)) => HeaderValue::from_str(a.as_str()).ok(),
+        (_, _, Some(h)) => Some(h.clone()),
         (_, _, None) => host.clone(),
     };
     if let Some(v) = upstream_host {

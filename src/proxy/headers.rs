@@ -23,6 +23,10 @@ static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authoriz
 /// (`Connection: upgrade` + `Upgrade: …`), so that the caller can pass the upgrade on
 /// deliberately.
 pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
+    // Most messages carry none: one pass over the names instead of a lookup per name.
+    if !h.keys().any(is_hop_by_hop) {
+        return None;
+    }
     let mut upgrade_requested = false;
     if h.contains_key(CONNECTION) {
         let named: Vec<String> = h
@@ -55,6 +59,18 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
         h.remove(name);
     }
     upgrade.filter(|_| upgrade_requested)
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == UPGRADE
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == PROXY_AUTHENTICATE
+        || name == PROXY_AUTHORIZATION
 }
 
 /// Whether `ip` is one of the trusted proxies.
@@ -99,21 +115,24 @@ pub fn client_ip(peer: IpAddr, h: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
 /// `X-Real-IP` is discarded and replaced by what Portcullis observed; from a trusted
 /// proxy the peer is appended to `X-Forwarded-For` and the proxy's `-Proto`/`-Host`
 /// are kept.
+///
+/// `peer` is the peer's address already rendered as a header value (computed once per
+/// connection).
 pub fn set_forwarded(
     h: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &HeaderValue,
     trusted: bool,
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let peer_s = peer.to_string();
     let xff = match (trusted, joined(h, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => format!("{prev}, {peer_s}"),
-        _ => peer_s,
+        (true, Some(prev)) => {
+            let both = format!("{prev}, {}", peer.to_str().unwrap_or_default());
+            HeaderValue::from_str(&both).unwrap_or_else(|_| peer.clone())
+        }
+        _ => peer.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert(X_FORWARDED_FOR.clone(), v);
-    }
+    h.insert(X_FORWARDED_FOR.clone(), xff);
     if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
@@ -194,7 +213,7 @@ mod tests {
         ]);
         set_forwarded(
             &mut h,
-            "192.0.2.1".parse().expect("ip"),
+            &HeaderValue::from_static("192.0.2.1"),
             false,
             "http",
             Some(HeaderValue::from_static("api.local")),
@@ -214,7 +233,7 @@ mod tests {
         ]);
         set_forwarded(
             &mut h,
-            "10.0.0.2".parse().expect("ip"),
+            &HeaderValue::from_static("10.0.0.2"),
             true,
             "http",
             Some(HeaderValue::from_static("api.local")),

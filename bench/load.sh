@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Load benchmark: the upstream directly, nginx proxy_pass, and Portcullis on a public
+# route, measured side by side in ONE run (rounds alternate between targets), with wrk.
+#
+#   bash bench/load.sh                    # 3 rounds × 10 s per target
+#   ROUNDS=5 DURATION=8 bash bench/load.sh
+#
+# Upstream: nginx, 1 worker, `return 200 "ok"`. Proxies: nginx (1 worker, keep-alive
+# pool to the upstream) and Portcullis (worker_threads = 1, access log off). Load:
+# wrk -t1 -c32. Reported per target: req/s, p50/p99 latency and the CPU time the
+# process under test spent per request (user+sys from /proc; the most reproducible
+# figure on a shared machine). Medians over rounds; ratios are taken within a round.
+# Everything listens on 127.0.0.1; every load run is bounded by -d and `timeout`.
+set -Eeuo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} CONNS=${CONNS:-32}
+BASE_PORT=${BASE_PORT:-19080}
+P_UP=$BASE_PORT P_NGINX=$((BASE_PORT + 1)) P_GW=$((BASE_PORT + 2))
+run=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+if ((${#missing[@]})); then
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PATH=$PATH:/usr/sbin
+(cd "$root" && cargo build --release --locked -q)
+
+mkdir -p "$run/tmp"
+cat >"$run/upstream.conf" <<EOF
+worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
+  uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
+  server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 "ok"; } } }
+EOF
+cat >"$run/proxy.conf" <<EOF
+worker_processes 1; daemon off; pid $run/px.pid; error_log $run/px.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
+  uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
+  upstream up { server 127.0.0.1:$P_UP; keepalive 64; }
+  server { listen 127.0.0.1:$P_NGINX;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+EOF
+cat >"$run/gateway.toml" <<EOF
+[server]
+listen = "127.0.0.1:$P_GW"
+worker_threads = 1
+access_log = false
+[[upstreams]]
+name = "up"
+url = "http://127.0.0.1:$P_UP"
+[[routes]]
+path = "/public/**"
+upstream = "up"
+auth = "none"
+EOF
+cat >"$run/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.1f %.3f %.3f %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+EOF
+
+nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)
+nginx -c "$run/proxy.conf" -p "$run/tmp" & pids+=($!)
+RUST_LOG=warn "$root/target/release/portcullis" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
+gw_pid=$!
+for p in $P_UP $P_NGINX $P_GW; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+done
+proxy_pid() { pgrep -f "$run/$1.conf" | xargs -r -n1 pgrep -P | head -1; }  # nginx worker
+declare -A PID=([direct]=$(proxy_pid upstream) [nginx]=$(proxy_pid proxy) [portcullis]=$gw_pid)
+declare -A PORT=([direct]=$P_UP [nginx]=$P_NGINX [portcullis]=$P_GW)
+ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
+tck=$(getconf CLK_TCK)
+curl -fsS "http://127.0.0.1:$P_GW/public/x" >/dev/null || { cat "$run/gw.log"; exit 1; }
+
+printf 'round target req/s p50_ms p99_ms errors cpu_us_per_req\n' >"$run/results.txt"
+for round in $(seq "$ROUNDS"); do
+  for t in direct nginx portcullis; do
+    url="http://127.0.0.1:${PORT[$t]}/public/items/42"
+    timeout $((WARMUP + 20)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
+    c0=$(ticks "${PID[$t]}")
+    out=$(timeout $((DURATION + 20)) wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$run/report.lua" "$url")
+    c1=$(ticks "${PID[$t]}")
+    read -r rps p50 p99 errs < <(sed -n 's/^RESULT //p' <<<"$out")
+    cpu=$(awk -v d=$((c1 - c0)) -v t="$tck" -v r="$rps" -v s="$DURATION" 'BEGIN{printf "%.1f", d / t / (r * s) * 1e6}')
+    printf '%s %s %s %s %s %s %s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errs" "$cpu" | tee -a "$run/results.txt" >&2
+  done
+done
+
+python3 - "$run/results.txt" <<'EOF'
+import sys, statistics as st
+rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
+by = {}
+for r, t, rps, p50, p99, errs, cpu in rows:
+    by.setdefault(t, []).append((int(r), float(rps), float(p50), float(p99), int(errs), float(cpu)))
+rps_of = {(t, r[0]): r[1] for t, rs in by.items() for r in rs}
+print("| target | req/s (median [min–max]) | p50 ms | p99 ms | CPU µs/req | × nginx (per round) | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for t in ["direct", "nginx", "portcullis"]:
+    rs = by[t]
+    rps = [r[1] for r in rs]
+    ratio = [r[1] / rps_of[("nginx", r[0])] for r in rs]
+    print(f"| {t} | {st.median(rps):,.0f} [{min(rps):,.0f}–{max(rps):,.0f}] | {st.median(r[2] for r in rs):.2f} | "
+          f"{st.median(r[3] for r in rs):.2f} | {st.median(r[5] for r in rs):.1f} | "
+          f"{st.median(ratio):.2f} [{min(ratio):.2f}–{max(ratio):.2f}] | {sum(r[4] for r in rs)} |")
+EOF
