@@ -80,7 +80,9 @@ pub async fn handle(
     let mut log = LogInfo::default();
     // 1, 7 (deadline), 6
     let (mut resp, reason) = guard(
-        pipeline(req, &snap, peer, worker, &mut log),
+        // Boxed: the pipeline's state is several KiB, and hyper moves the service
+        // future around; moving a pointer is cheaper than copying that state.
+        Box::pin(pipeline(req, &snap, peer, worker, &mut log)),
         snap.config.server.request_timeout,
         &rid,
     )
