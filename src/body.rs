@@ -15,12 +15,14 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::Notify;
 
+use crate::proxy::pool::UpstreamBody;
+
 /// A response body: nothing, one chunk, or an upstream body streamed through.
 #[derive(Debug)]
 pub enum Body {
     Empty,
     Full(Option<Bytes>),
-    Incoming(Incoming),
+    Upstream(UpstreamBody),
 }
 
 impl Body {
@@ -41,7 +43,7 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Incoming(i) => Pin::new(i).poll_frame(cx),
+            Body::Upstream(i) => Pin::new(i).poll_frame(cx),
         }
     }
 
@@ -49,7 +51,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Incoming(i) => i.is_end_stream(),
+            Body::Upstream(i) => i.is_end_stream(),
         }
     }
 
@@ -57,7 +59,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Incoming(i) => i.size_hint(),
+            Body::Upstream(i) => i.size_hint(),
         }
     }
 }

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, UpstreamTarget};
-use crate::proxy::client::{self, HttpClient};
+use crate::proxy::pool::Pool;
 
 /// One configuration and everything derived from it.
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
     /// Indexed by worker.
-    clients: Vec<HashMap<String, HttpClient>>,
+    clients: Vec<HashMap<String, Arc<Pool>>>,
 }
 
 impl Snapshot {
@@ -31,8 +31,18 @@ impl Snapshot {
                 config
                     .upstreams
                     .iter()
-                    .filter(|u| matches!(u.target, UpstreamTarget::Http { .. }))
-                    .map(|u| (u.name.clone(), client::build(u)))
+                    .filter_map(|u| match &u.target {
+                        UpstreamTarget::Http { authority, .. } => Some((
+                            u.name.clone(),
+                            Pool::new(
+                                authority.as_str(),
+                                u.connect_timeout,
+                                u.pool_idle_timeout,
+                                u.pool_max_idle_per_host,
+                            ),
+                        )),
+                        UpstreamTarget::Echo => None,
+                    })
                     .collect()
             })
             .collect();
@@ -40,7 +50,7 @@ impl Snapshot {
     }
 
     /// The pooled client of an HTTP upstream for a worker; `None` for the echo upstream.
-    pub fn client(&self, worker: usize, upstream: &str) -> Option<&HttpClient> {
+    pub fn client(&self, worker: usize, upstream: &str) -> Option<&Arc<Pool>> {
         self.clients.get(worker)?.get(upstream)
     }
 }

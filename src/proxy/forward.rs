@@ -6,6 +6,7 @@
 //! passed on and, once the upstream answers `101`, both connections are joined.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -15,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::{Body, LimitedBody};
 use crate::config::{Route, UpstreamTarget};
 use crate::error::GatewayError;
-use crate::proxy::client::HttpClient;
+use crate::proxy::pool::{Pool, SendError};
 use crate::proxy::{echo, headers};
 
 /// What the forward step needs to know about the inbound connection.
@@ -67,7 +68,7 @@ pub async fn forward(
     mut req: Request<Incoming>,
     canonical: &str,
     route: &Route,
-    client: Option<&HttpClient>,
+    pool: Option<&Arc<Pool>>,
     inbound: Inbound<'_>,
     max_body: u64,
 ) -> Result<Response<Body>, GatewayError> {
@@ -127,12 +128,12 @@ pub async fn forward(
     let (body, progress) = LimitedBody::new(body, max_body);
     let out = Request::from_parts(parts, body);
 
-    let Some(client) = client else {
+    let Some(pool) = pool else {
         return echo::respond(out, &upstream.name, &progress.exceeded).await;
     };
     // The response timeout runs from the moment the upstream has the whole request (a
     // slow upload is bounded by the request deadline instead); an early answer wins.
-    let request = client.request(out);
+    let request = pool.send(out);
     tokio::pin!(request);
     let result = tokio::select! {
         r = &mut request => Ok(r),
@@ -146,11 +147,10 @@ pub async fn forward(
             return Err(GatewayError::PayloadTooLarge)
         }
         Ok(Err(e)) => {
-            tracing::warn!(upstream = %upstream.name, error = %e, connect = e.is_connect(), "upstream request failed");
-            return Err(if e.is_connect() {
-                GatewayError::UpstreamConnect
-            } else {
-                GatewayError::UpstreamFailed
+            tracing::warn!(upstream = %upstream.name, error = %e, "upstream request failed");
+            return Err(match e {
+                SendError::Connect(_) | SendError::ConnectTimeout => GatewayError::UpstreamConnect,
+                SendError::Request(_) => GatewayError::UpstreamFailed,
             });
         }
         Ok(Ok(resp)) => resp,
@@ -171,7 +171,8 @@ pub async fn forward(
                     Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
                 }
             });
-            let (parts, _) = resp.into_parts();
+            let (parts, mut body) = resp.into_parts();
+            body.detach();
             return Ok(Response::from_parts(parts, Body::Empty));
         }
         return Err(GatewayError::UpstreamFailed);
@@ -179,7 +180,7 @@ pub async fn forward(
 
     let (mut parts, body) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::Incoming(body)))
+    Ok(Response::from_parts(parts, Body::Upstream(body)))
 }
 
 #[cfg(test)]

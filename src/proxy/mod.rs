@@ -1,6 +1,6 @@
-//! Forwarding to upstreams: the pooled client, header rules and the forward step.
+//! Forwarding to upstreams: connection pools, header rules and the forward step.
 
-pub mod client;
 pub mod echo;
 pub mod forward;
 pub mod headers;
+pub mod pool;

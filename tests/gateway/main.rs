@@ -3,6 +3,7 @@
 
 mod canonical;
 mod cli;
+mod pool;
 mod proxying;
 mod routing;
 mod shutdown;

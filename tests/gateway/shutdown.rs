@@ -64,3 +64,38 @@ async fn drain_time_bounds_shutdown() {
         .await
         .expect("shutdown gives up after the drain time");
 }
+
+#[tokio::test]
+async fn several_workers_share_the_listener_and_shut_down_together() {
+    let up = Upstream::start().await;
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        CONFIG
+            .replace("[server]\n", "")
+            .replace("{UP}", &up.addr.to_string())
+    );
+    let config =
+        portcullis::config::parse_str(&text, std::path::Path::new("w.toml")).expect("valid");
+    let gw = portcullis::Gateway::start_workers(config, 3)
+        .await
+        .expect("start");
+    let mut handles = Vec::new();
+    for i in 0..30 {
+        let a = gw.addr;
+        handles.push(tokio::spawn(async move {
+            get(a, &format!("/w/{i}"), &[]).await.status
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.expect("join"), 200);
+    }
+    assert_eq!(up.seen().len(), 30);
+    let addr = gw.addr;
+    tokio::time::timeout(Duration::from_secs(10), gw.shutdown())
+        .await
+        .expect("all workers stop");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "every worker's listener is closed"
+    );
+}
