@@ -1,20 +1,43 @@
 #!/usr/bin/env bash
 # Runs Portcullis under the shared peer harness (../shared/bench/run.sh):
-#   GATEWAY_CMD="bash $PWD/bench/gateway_cmd.sh" GATEWAY_ALGS=hs ../shared/bench/run.sh
-# The harness sets GW_PORT, GW_UPSTREAM and GW_THREADS. Token verification is not built
-# yet, so the route is public (auth = "none"): the harness's auth checks for the gateway
-# targets are expected to fail (it tolerates that for gateway-*), and the load numbers
-# measure the proxy path alone.
+#   GATEWAY_CMD="bash $PWD/bench/gateway_cmd.sh" ../shared/bench/run.sh
+# The harness sets GW_PORT, GW_UPSTREAM, GW_THREADS, GW_REQUIRED_SCOPE and the key
+# files. Its tokens carry no `iss`, `aud` or `kid`, so issuer and audience checks are
+# turned off here (explicitly; they are on by default) and keys are picked by
+# algorithm. PUBLIC=1 measures a public route instead (no token checked).
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${PORTCULLIS_BIN:-$here/../target/release/portcullis}
 [[ -x $bin ]] || (cd "$here/.." && cargo build --release --locked -q)
 conf=$(mktemp --suffix=.toml)
+if [[ ${PUBLIC:-0} == 1 ]]; then
+  policy='auth = "none"'
+  tokens=''
+else
+  policy="scopes = [\"${GW_REQUIRED_SCOPE:-items:read}\"]"
+  tokens="[tokens]
+issuer = \"bench\"
+verify_issuer = false
+verify_audience = false
+[[tokens.keys]]
+kid = \"hs\"
+alg = \"HS256\"
+secret_file = \"${GW_JWT_HS256_SECRET_FILE:?}\"
+[[tokens.keys]]
+kid = \"rs\"
+alg = \"RS256\"
+public_key = \"${GW_JWT_RS256_PUBKEY_FILE:?}\""
+fi
 cat >"$conf" <<TOML
 [server]
 listen = "127.0.0.1:${GW_PORT:?}"
 worker_threads = ${GW_THREADS:-1}
 access_log = false
+
+$tokens
+
+[identity]
+claim_headers = { sub = "X-User" }
 
 [[upstreams]]
 name = "up"
@@ -23,6 +46,6 @@ url = "${GW_UPSTREAM:?}"
 [[routes]]
 path = "/**"
 upstream = "up"
-auth = "none"
+$policy
 TOML
 RUST_LOG=${RUST_LOG:-warn} exec "$bin" run --config "$conf"

@@ -8,7 +8,10 @@
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Response, StatusCode};
 
+use crate::auth::jwt::TokenError;
 use crate::body::Body;
+
+const INVALID_TOKEN_DESCRIPTION: &str = "the access token is invalid or has expired";
 use crate::policy::path::PathError;
 
 /// A request that Portcullis answers itself instead of forwarding.
@@ -24,6 +27,11 @@ pub enum GatewayError {
     MethodNotAllowed(Vec<Method>),
     #[error("authentication required")]
     Unauthenticated,
+    #[error("invalid token: {0}")]
+    InvalidToken(TokenError),
+    /// The scopes the route requires (space-separated), for `WWW-Authenticate`.
+    #[error("insufficient scope")]
+    InsufficientScope(String),
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("request headers too large")]
@@ -61,6 +69,17 @@ impl GatewayError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "a bearer token is required".into(),
+            ),
+            // One text for every cause: which check failed is for the logs only.
+            InvalidToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                INVALID_TOKEN_DESCRIPTION.into(),
+            ),
+            InsufficientScope(_) => (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the access token does not grant what this route requires".into(),
             ),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -109,6 +128,8 @@ impl GatewayError {
             NoRoute => "no_route",
             MethodNotAllowed(_) => "method_not_allowed",
             Unauthenticated => "no_token",
+            InvalidToken(_) => "invalid_token",
+            InsufficientScope(_) => "insufficient_scope",
             PayloadTooLarge => "body_too_large",
             HeadersTooLarge => "headers_too_large",
             UpstreamConnect => "upstream_connect",
@@ -145,6 +166,23 @@ impl GatewayError {
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"portcullis\""),
                 );
+            }
+            GatewayError::InvalidToken(_) => {
+                h.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"the access token is invalid or has expired\"",
+                    ),
+                );
+            }
+            GatewayError::InsufficientScope(scopes) => {
+                // Scope names were checked at config time: no quotes or backslashes.
+                let v = format!(
+                    "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"{scopes}\""
+                );
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(WWW_AUTHENTICATE, v);
+                }
             }
             _ => {}
         }

@@ -13,6 +13,7 @@
 //! | [`error`] | every failure → its JSON answer, in one match |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;

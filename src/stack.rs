@@ -11,12 +11,14 @@
 //!  7 limits               declared body size (413), request deadline (504)
 //!  8 config snapshot      read once per request (hot reload)
 //! 10 route match          method + host + canonical path → route | 404 | 405
-//! 11 authenticate         not built yet: a route that needs a token answers 401
+//! 11 authenticate         Bearer JWT → Principal | 401 (auth/)
+//! 12 authorize            route scopes / any_scopes / roles | 403 (policy/scope.rs)
+//! 14 identity headers     inject x-auth-*; Authorization removed unless passed
 //! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
 //!                         streamed both ways, 502/504 on upstream failure
 //! ```
-//! Stages 5 (CORS), 9 (own OAuth endpoints), 12–14 (authorize, rate limit, identity
-//! headers) arrive with their issues and slot in where DESIGN.md puts them.
+//! Stages 5 (CORS), 9 (own OAuth endpoints) and 13 (rate limit) arrive with their
+//! issues and slot in where DESIGN.md puts them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,12 +30,15 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
+use crate::auth::bearer::{self, Bearer};
+use crate::auth::jwt::TokenError;
 use crate::body::Body;
 use crate::config::AuthMode;
 use crate::error::GatewayError;
 use crate::middleware::{hygiene, request_id};
 use crate::policy::matcher::Matched;
 use crate::policy::path::canonicalize;
+use crate::policy::scope;
 use crate::proxy::forward::{self, Inbound};
 use crate::proxy::headers;
 use crate::state::{Shared, Snapshot};
@@ -44,6 +49,7 @@ struct LogInfo {
     path: Option<String>,
     route: Option<String>,
     upstream: Option<String>,
+    subject: Option<String>,
     reason: Option<&'static str>,
 }
 
@@ -100,6 +106,7 @@ pub async fn handle(
             path = log.path.as_deref().unwrap_or(""),
             route = log.route.as_deref().unwrap_or(""),
             upstream = log.upstream.as_deref().unwrap_or(""),
+            subject = log.subject.as_deref().unwrap_or(""),
             status = resp.status().as_u16(),
             reason = log.reason.unwrap_or(""),
             duration_us = started.map_or(0, |t| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
@@ -156,6 +163,7 @@ async fn pipeline(
         server.max_header_bytes,
         server.reject_underscore_headers,
         &server.identity_header_prefix,
+        &snap.identity.claim_header_names,
     )?;
     let canonical = canonicalize(req.uri().path())?;
     if server.access_log {
@@ -191,15 +199,49 @@ async fn pipeline(
         log.route = Some(route.name.clone());
         log.upstream = Some(route.upstream.name.clone());
     }
-    // 11: token verification is not built yet, so a route that needs a token refuses,
-    // and an optional route refuses a token it cannot check.
-    match route.auth {
-        AuthMode::None => {}
-        AuthMode::Required => return Err(GatewayError::Unauthenticated),
-        AuthMode::Optional if req.headers().contains_key(AUTHORIZATION) => {
-            return Err(GatewayError::Unauthenticated)
+    // Hop-by-hop headers (and those `Connection` names) go before identity headers
+    // are added, so that `Connection: x-auth-subject` cannot remove them.
+    let upgrade = headers::remove_hop_by_hop(req.headers_mut());
+    // 11: authenticate
+    let principal = match route.auth {
+        AuthMode::None => None,
+        AuthMode::Required | AuthMode::Optional => match bearer::extract(req.headers()) {
+            Bearer::Missing if route.auth == AuthMode::Required => {
+                return Err(GatewayError::Unauthenticated)
+            }
+            Bearer::Missing => None,
+            Bearer::Duplicate => {
+                return Err(GatewayError::BadRequest(
+                    "more than one Authorization header",
+                ))
+            }
+            Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
+            Bearer::Token(token) => {
+                let verifier = snap
+                    .config
+                    .tokens
+                    .as_ref()
+                    .ok_or(GatewayError::InvalidToken(TokenError::UnknownKey))?;
+                let p = verifier.verify(token).map_err(|e| {
+                    tracing::debug!(reason = %e, route = %route.name, "token refused");
+                    GatewayError::InvalidToken(e)
+                })?;
+                Some(p)
+            }
+        },
+    };
+    // 12: authorize, then 14: identity headers
+    if let Some(p) = &principal {
+        let effective = scope::authorize(route, p, &snap.config.roles)
+            .map_err(GatewayError::InsufficientScope)?;
+        if server.access_log {
+            log.subject = Some(p.subject.clone());
         }
-        AuthMode::Optional => {}
+        snap.identity
+            .inject(req.headers_mut(), p, &effective, &snap.config.claim_headers);
+    }
+    if !route.pass_authorization {
+        req.headers_mut().remove(AUTHORIZATION);
     }
     // 15
     let inbound = Inbound {
@@ -215,6 +257,7 @@ async fn pipeline(
         client,
         inbound,
         server.max_body_bytes,
+        upgrade,
     )
     .await
 }

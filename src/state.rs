@@ -13,12 +13,15 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, UpstreamTarget};
+use crate::middleware::identity::IdentityHeaders;
 use crate::proxy::pool::Pool;
 
 /// One configuration and everything derived from it.
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
+    /// Identity header names for this configuration's prefix.
+    pub identity: IdentityHeaders,
     /// Indexed by worker.
     clients: Vec<HashMap<String, Arc<Pool>>>,
 }
@@ -46,7 +49,13 @@ impl Snapshot {
                     .collect()
             })
             .collect();
-        Snapshot { config, clients }
+        let identity =
+            IdentityHeaders::new(&config.server.identity_header_prefix, &config.claim_headers);
+        Snapshot {
+            config,
+            identity,
+            clients,
+        }
     }
 
     /// The pooled client of an HTTP upstream for a worker; `None` for the echo upstream.

@@ -75,6 +75,49 @@ pub(crate) struct UpstreamFile {
     pub pool_max_idle_per_host: usize,
 }
 
+/// `[tokens]`: how Portcullis' own access tokens are verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokensFile {
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default = "default_leeway")]
+    pub leeway: String,
+    pub max_lifetime: Option<String>,
+    /// `iss` must equal `issuer` (default). Turn off only for tokens minted elsewhere.
+    #[serde(default = "default_true")]
+    pub verify_issuer: bool,
+    /// `aud` must name one of `audiences` (default).
+    #[serde(default = "default_true")]
+    pub verify_audience: bool,
+    #[serde(default)]
+    pub keys: Vec<KeyFile>,
+}
+
+/// One `[[tokens.keys]]` entry: a verification key, pinned to one algorithm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyFile {
+    pub kid: String,
+    pub alg: String,
+    /// HS256: name of an environment variable holding the secret.
+    pub secret_env: Option<String>,
+    /// HS256: file holding the secret.
+    pub secret_file: Option<String>,
+    /// RS256 / ES256 / EdDSA: PEM file with the public key.
+    pub public_key: Option<String>,
+}
+
+/// `[identity]`: what the upstream learns about the caller.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityFile {
+    /// Claim name → header name (which must use the identity prefix).
+    #[serde(default)]
+    pub claim_headers: std::collections::BTreeMap<String, String>,
+}
+
 /// One `[[routes]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +130,18 @@ pub(crate) struct RouteFile {
     pub strip_prefix: Option<String>,
     #[serde(default = "default_auth")]
     pub auth: String,
+    /// All of these scopes are required.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// At least one of these scopes is required.
+    #[serde(default)]
+    pub any_scopes: Vec<String>,
+    /// At least one of these roles is required.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Forward the client's `Authorization` header (removed by default).
+    #[serde(default)]
+    pub pass_authorization: bool,
 }
 
 fn default_listen() -> String {
@@ -121,6 +176,9 @@ fn default_pool_idle_timeout() -> String {
 }
 fn default_pool_max_idle() -> usize {
     64
+}
+fn default_leeway() -> String {
+    "60s".into()
 }
 fn default_auth() -> String {
     "required".into()

@@ -15,9 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
-use http::Method;
+use std::collections::HashMap;
+
+use http::{HeaderName, Method};
 use ipnet::IpNet;
 
+use crate::auth::jwt::Verifier;
 use crate::policy::matcher::{Pattern, Routable, Router};
 
 pub use validate::parse_str;
@@ -30,6 +33,13 @@ pub struct Config {
     pub server: ServerConfig,
     pub upstreams: Vec<Arc<Upstream>>,
     pub router: Router<Route>,
+    /// `[tokens]`: verification of Portcullis' own access tokens; `None` = no key is
+    /// configured, so no token can be valid.
+    pub tokens: Option<Verifier>,
+    /// `[roles]`: role → the scopes it grants.
+    pub roles: HashMap<String, Vec<String>>,
+    /// `[identity] claim_headers`: claim → header injected for authenticated requests.
+    pub claim_headers: Vec<(String, HeaderName)>,
 }
 
 /// `[server]`, typed.
@@ -98,6 +108,14 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub strip_prefix: Option<String>,
     pub auth: AuthMode,
+    /// Every one of these scopes is required.
+    pub scopes: Vec<String>,
+    /// At least one of these scopes is required (when not empty).
+    pub any_scopes: Vec<String>,
+    /// At least one of these roles is required (when not empty).
+    pub roles: Vec<String>,
+    /// Whether the client's `Authorization` header reaches the upstream.
+    pub pass_authorization: bool,
 }
 
 impl Routable for Route {

@@ -1,6 +1,6 @@
 //! File structs → typed [`Config`], collecting every problem with its key and fix.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -10,14 +10,15 @@ use http::{Method, Uri};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
-use super::file::{RouteFile, ServerFile, UpstreamFile};
+use super::file::{IdentityFile, KeyFile, RouteFile, ServerFile, TokensFile, UpstreamFile};
 use super::units::{parse_duration, parse_size};
 use super::{
     AuthMode, Config, ConfigErrors, ConfigIssue, Route, ServerConfig, Upstream, UpstreamTarget,
 };
+use crate::auth::jwt::{decoding_key, parse_alg, ClaimChecks, Verifier};
 use crate::policy::matcher::{Pattern, Router};
 
-const SECTIONS: &str = "server, upstreams, routes";
+const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity";
 
 /// Collects issues while validating.
 #[derive(Default)]
@@ -102,9 +103,15 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut server_file = Some(ServerFile::default());
     let mut upstream_files = Vec::new();
     let mut route_files = Vec::new();
+    let mut tokens_file: Option<TokensFile> = None;
+    let mut roles_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut identity_file = Some(IdentityFile::default());
     for (key, value) in table {
         match key.as_str() {
             "server" => server_file = issues.section("server".into(), value),
+            "tokens" => tokens_file = issues.section("tokens".into(), value),
+            "roles" => roles_file = issues.section("roles".into(), value).unwrap_or_default(),
+            "identity" => identity_file = issues.section("identity".into(), value),
             "upstreams" => upstream_files = issues.array("upstreams", value),
             "routes" => route_files = issues.array("routes", value),
             other => issues.add(
@@ -124,12 +131,25 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         .collect();
     let routes = routes(&mut issues, &route_files, &upstreams, &declared);
 
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let tokens = tokens_file.and_then(|t| tokens(&mut issues, t, base_dir));
+    let prefix = server
+        .as_ref()
+        .map_or("x-auth-", |s| s.identity_header_prefix.as_str())
+        .to_string();
+    let claim_headers = identity_file
+        .map(|i| claim_headers(&mut issues, i, &prefix))
+        .unwrap_or_default();
+
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
             source: path.to_path_buf(),
             server,
             upstreams,
             router: Router::new(routes),
+            tokens,
+            roles: roles_file.into_iter().collect(),
+            claim_headers,
         }),
         _ => Err(fail(issues)),
     }
@@ -434,6 +454,33 @@ fn routes(
                 AuthMode::Required
             }
         };
+        if auth == AuthMode::None
+            && !(r.scopes.is_empty() && r.any_scopes.is_empty() && r.roles.is_empty())
+        {
+            issues.add(
+                key("auth"),
+                "a public route (auth = \"none\") cannot require scopes or roles",
+                "remove auth = \"none\" to require a token, or remove scopes/any_scopes/roles",
+            );
+        }
+        for (k, list) in [
+            ("scopes", &r.scopes),
+            ("any_scopes", &r.any_scopes),
+            ("roles", &r.roles),
+        ] {
+            if let Some(bad) = list.iter().find(|s| {
+                s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b',' && b != b'"' && b != b'\\')
+            }) {
+                issues.add(
+                    key(k),
+                    format!("\"{bad}\" is not a usable scope or role name"),
+                    "use visible ASCII without spaces, commas, quotes or backslashes",
+                );
+            }
+        }
         let name = r.name.clone().unwrap_or_else(|| r.path.clone());
         if r.name.is_some() && !names.insert(name.clone()) {
             issues.add(
@@ -446,6 +493,10 @@ fn routes(
             out.push((
                 i,
                 Route {
+                    scopes: r.scopes.clone(),
+                    any_scopes: r.any_scopes.clone(),
+                    roles: r.roles.clone(),
+                    pass_authorization: r.pass_authorization,
                     name,
                     pattern,
                     methods,
@@ -480,6 +531,202 @@ fn routes(
         }
     }
     out.into_iter().map(|(_, r)| r).collect()
+}
+
+fn tokens(issues: &mut Issues, t: TokensFile, base_dir: &Path) -> Option<Verifier> {
+    if t.issuer.trim().is_empty() {
+        issues.add(
+            "tokens.issuer",
+            "is empty",
+            "set it to this gateway's public base URL, e.g. \"https://auth.example.com\"",
+        );
+    }
+    if t.verify_audience && t.audiences.is_empty() {
+        issues.add(
+            "tokens.audiences",
+            "no audience configured; no token could be accepted",
+            "list the audiences tokens are issued for, e.g. audiences = [\"api\"]",
+        );
+    }
+    let leeway = issues.duration("tokens.leeway".into(), &t.leeway);
+    if leeway > Duration::from_secs(300) {
+        issues.add(
+            "tokens.leeway",
+            "is longer than 5 minutes",
+            "keep the clock-skew allowance small, e.g. \"60s\"",
+        );
+    }
+    let max_lifetime = t
+        .max_lifetime
+        .as_deref()
+        .map(|m| issues.duration("tokens.max_lifetime".into(), m));
+    if t.keys.is_empty() {
+        issues.add(
+            "tokens.keys",
+            "no key configured; no token could be accepted",
+            "add a [[tokens.keys]] entry (kid, alg and the key material)",
+        );
+    }
+    let mut kids = HashSet::new();
+    let mut keys = Vec::new();
+    for (i, k) in t.keys.iter().enumerate() {
+        let key = |f: &str| format!("tokens.keys[{i}].{f}");
+        if k.kid.is_empty() || !kids.insert(k.kid.clone()) {
+            issues.add(
+                key("kid"),
+                format!("\"{}\" is empty or used twice", k.kid),
+                "give every key a unique kid",
+            );
+        }
+        let Some(alg) = parse_alg(&k.alg) else {
+            issues.add(
+                key("alg"),
+                format!("\"{}\" is not supported", k.alg),
+                "use HS256, RS256, ES256 or EdDSA",
+            );
+            continue;
+        };
+        if let Some(material) = key_material(issues, &key(""), k, alg, base_dir) {
+            match decoding_key(alg, &material) {
+                Ok(dk) => keys.push((k.kid.clone(), alg, dk)),
+                Err(e) => issues.add(
+                    key(if alg == jsonwebtoken::Algorithm::HS256 {
+                        "secret"
+                    } else {
+                        "public_key"
+                    }),
+                    e,
+                    "point it at the right key material",
+                ),
+            }
+        }
+    }
+    let checks = ClaimChecks {
+        issuer: t.verify_issuer,
+        audience: t.verify_audience,
+    };
+    Some(Verifier::new(
+        t.issuer,
+        t.audiences,
+        leeway,
+        max_lifetime,
+        checks,
+        keys,
+    ))
+}
+
+/// Reads a key's material; `prefix` is `tokens.keys[i].`.
+fn key_material(
+    issues: &mut Issues,
+    prefix: &str,
+    k: &KeyFile,
+    alg: jsonwebtoken::Algorithm,
+    base_dir: &Path,
+) -> Option<Vec<u8>> {
+    let read = |issues: &mut Issues, field: &str, file: &str| -> Option<Vec<u8>> {
+        let path = base_dir.join(file);
+        std::fs::read(&path)
+            .map_err(|e| issues.add(format!("{prefix}{field}"), format!("cannot read {}: {e}", path.display()), "check the path (relative paths start at the config file's folder) and its permissions"))
+            .ok()
+    };
+    if alg == jsonwebtoken::Algorithm::HS256 {
+        if k.public_key.is_some() {
+            issues.add(
+                format!("{prefix}public_key"),
+                "an HS256 key has no public key",
+                "use secret_env or secret_file",
+            );
+            return None;
+        }
+        match (&k.secret_env, &k.secret_file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some(v.into_bytes()),
+                _ => {
+                    issues.add(format!("{prefix}secret_env"), format!("environment variable {var} is not set"), format!("export {var} with at least 32 random bytes, e.g. $(openssl rand -hex 32)"));
+                    None
+                }
+            },
+            (None, Some(file)) => read(issues, "secret_file", file).map(|mut b| {
+                while b.last().is_some_and(|c| c.is_ascii_whitespace()) {
+                    b.pop();
+                }
+                b
+            }),
+            _ => {
+                issues.add(
+                    format!("{prefix}secret_env"),
+                    "an HS256 key needs exactly one of secret_env and secret_file",
+                    "keep one; secrets are never written inline",
+                );
+                None
+            }
+        }
+    } else {
+        if k.secret_env.is_some() || k.secret_file.is_some() {
+            issues.add(
+                format!("{prefix}secret_env"),
+                format!(
+                    "a {} key is verified with a public key, not a secret",
+                    k.alg
+                ),
+                "use public_key = \"path/to/key.pub\"",
+            );
+            return None;
+        }
+        match &k.public_key {
+            Some(file) => read(issues, "public_key", file),
+            None => {
+                issues.add(
+                    format!("{prefix}public_key"),
+                    "missing",
+                    "point public_key at the PEM public key file",
+                );
+                None
+            }
+        }
+    }
+}
+
+fn claim_headers(
+    issues: &mut Issues,
+    i: IdentityFile,
+    prefix: &str,
+) -> Vec<(String, http::HeaderName)> {
+    // Headers with a meaning of their own in HTTP can never carry identity.
+    const FORBIDDEN: &[&str] = &[
+        "host",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "connection",
+        "te",
+        "upgrade",
+        "trailer",
+        "transfer-encoding",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "keep-alive",
+        "proxy-authorization",
+        "x-request-id",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+    ];
+    let mut out = Vec::new();
+    for (claim, header) in i.claim_headers {
+        let lower = header.to_ascii_lowercase();
+        match http::HeaderName::from_bytes(lower.as_bytes()) {
+            Ok(name) if !lower.contains('_') && !FORBIDDEN.contains(&lower.as_str()) => out.push((claim, name)),
+            _ => issues.add(
+                format!("identity.claim_headers.{claim}"),
+                format!("\"{header}\" cannot carry identity"),
+                format!("use a header of its own, e.g. \"{prefix}{claim}\" (client copies of it are always removed)"),
+            ),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

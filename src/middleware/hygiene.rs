@@ -4,10 +4,11 @@
 //! - header names containing `_` are refused (`400`) unless the operator allows them:
 //!   many servers treat `X_Auth_Subject` as `X-Auth-Subject`, which would let a client
 //!   smuggle an identity header past a filter that only knows the dashed spelling;
-//! - every header in the reserved identity prefix (`x-auth-` by default) is removed,
-//!   in any case and with `_` for `-`, on public routes too: only Portcullis sets them.
+//! - every header in the reserved identity prefix (`x-auth-` by default), and every
+//!   header named in `[identity] claim_headers`, is removed, in any case and with `_`
+//!   for `-`, on public routes too: only Portcullis sets them.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::error::GatewayError;
 
@@ -17,7 +18,10 @@ pub fn apply(
     max_bytes: usize,
     reject_underscores: bool,
     prefix: &str,
+    extra_reserved: &[HeaderName],
 ) -> Result<(), GatewayError> {
+    let is_reserved =
+        |n: &str| n.starts_with(prefix) || extra_reserved.iter().any(|r| r.as_str() == n);
     let mut total = 0usize;
     let mut reserved = Vec::new();
     for (name, value) in headers.iter() {
@@ -30,10 +34,10 @@ pub fn apply(
                     "header names with '_' are not accepted",
                 ));
             }
-            if n.replace('_', "-").starts_with(prefix) {
+            if is_reserved(&n.replace('_', "-")) {
                 reserved.push(name.clone());
             }
-        } else if n.starts_with(prefix) {
+        } else if is_reserved(n) {
             reserved.push(name.clone());
         }
     }
@@ -70,14 +74,14 @@ mod tests {
             ("X-AUTH-ROLES", "root"),
             ("accept", "*/*"),
         ]);
-        apply(&mut h, 16384, true, "x-auth-").expect("ok");
+        apply(&mut h, 16384, true, "x-auth-", &[]).expect("ok");
         assert_eq!(h.len(), 1);
         let mut h = map(&[
             ("x_auth_subject", "mallory"),
             ("X_Auth-Roles", "root"),
             ("x_other", "1"),
         ]);
-        apply(&mut h, 16384, false, "x-auth-").expect("ok");
+        apply(&mut h, 16384, false, "x-auth-", &[]).expect("ok");
         assert_eq!(
             h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["x_other"]
@@ -85,10 +89,25 @@ mod tests {
     }
 
     #[test]
+    fn claim_headers_outside_the_prefix_are_reserved_too() {
+        let extra = [HeaderName::from_static("x-user")];
+        let mut h = map(&[
+            ("X-User", "mallory"),
+            ("x_user", "mallory"),
+            ("x-username", "kept"),
+        ]);
+        apply(&mut h, 16384, false, "x-auth-", &extra).expect("ok");
+        assert_eq!(
+            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            vec!["x-username"]
+        );
+    }
+
+    #[test]
     fn underscores_refused_by_default() {
         let mut h = map(&[("x_auth_subject", "mallory")]);
         assert!(matches!(
-            apply(&mut h, 16384, true, "x-auth-"),
+            apply(&mut h, 16384, true, "x-auth-", &[]),
             Err(GatewayError::BadRequest(_))
         ));
     }
@@ -97,9 +116,9 @@ mod tests {
     fn header_size_capped() {
         let mut h = map(&[("x-big", &"a".repeat(2000))]);
         assert!(matches!(
-            apply(&mut h, 1024, true, "x-auth-"),
+            apply(&mut h, 1024, true, "x-auth-", &[]),
             Err(GatewayError::HeadersTooLarge)
         ));
-        assert!(apply(&mut h, 4096, true, "x-auth-").is_ok());
+        assert!(apply(&mut h, 4096, true, "x-auth-", &[]).is_ok());
     }
 }

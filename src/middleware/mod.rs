@@ -1,4 +1,5 @@
 //! Edge concerns applied to every request before routing.
 
 pub mod hygiene;
+pub mod identity;
 pub mod request_id;

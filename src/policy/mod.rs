@@ -2,3 +2,4 @@
 
 pub mod matcher;
 pub mod path;
+pub mod scope;

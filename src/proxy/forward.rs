@@ -63,7 +63,10 @@ fn upstream_path_and_query(
     out
 }
 
-/// Forwards a routed request to its upstream.
+/// Forwards a routed request to its upstream. Its hop-by-hop headers were removed
+/// by the pipeline already (before identity headers were added, so that a client's
+/// `Connection: x-auth-subject` cannot remove them); `upgrade` is the protocol the
+/// client asked to upgrade to, if any.
 pub async fn forward(
     mut req: Request<Incoming>,
     canonical: &str,
@@ -71,11 +74,11 @@ pub async fn forward(
     pool: Option<&Arc<Pool>>,
     inbound: Inbound<'_>,
     max_body: u64,
+    upgrade: Option<HeaderValue>,
 ) -> Result<Response<Body>, GatewayError> {
     let upstream = &route.upstream;
     let host = request_host(&req);
-    let upgrade =
-        headers::remove_hop_by_hop(req.headers_mut()).filter(|_| req.version() == Version::HTTP_11);
+    let upgrade = upgrade.filter(|_| req.version() == Version::HTTP_11);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
@@ -208,6 +211,10 @@ mod tests {
             }),
             strip_prefix: strip.map(str::to_string),
             auth: AuthMode::None,
+            scopes: Vec::new(),
+            any_scopes: Vec::new(),
+            roles: Vec::new(),
+            pass_authorization: false,
         }
     }
 

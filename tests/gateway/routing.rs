@@ -114,20 +114,23 @@ async fn host_routes_only_match_their_host() {
 }
 
 #[tokio::test]
-async fn protected_routes_answer_401_until_tokens_are_verified() {
+async fn protected_routes_refuse_without_configured_keys() {
     let up = Upstream::start().await;
     let gw = gateway(CONFIG, Some(up.addr)).await;
+    let r = get(gw.addr, "/private/x", &[]).await;
+    assert_error(&r, 401, "unauthorized");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"portcullis\"")
+    );
+    // No [tokens] section: no token can be valid.
     let r = get(
         gw.addr,
         "/private/x",
         &["Authorization: Bearer forged.token.here"],
     )
     .await;
-    assert_error(&r, 401, "unauthorized");
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer realm=\"portcullis\"")
-    );
+    assert_error(&r, 401, "invalid_token");
     assert!(up.seen().is_empty());
 }
 

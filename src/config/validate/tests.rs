@@ -176,3 +176,44 @@ fn same_path_with_disjoint_methods_or_hosts_is_fine() {
         vec!["routes[1]"]
     );
 }
+
+#[test]
+fn token_keys_are_checked() {
+    let fix = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let base = "[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\"\n";
+    let good = format!(
+        "{base}[tokens]\nissuer=\"https://gw\"\naudiences=[\"api\"]\n[[tokens.keys]]\nkid=\"h\"\nalg=\"HS256\"\nsecret_file=\"{fix}/hs256.secret\"\n[[tokens.keys]]\nkid=\"r\"\nalg=\"RS256\"\npublic_key=\"{fix}/rs256.pub\"\n"
+    );
+    let c = parse(&good).expect("valid");
+    assert_eq!(c.tokens.as_ref().map(|t| t.keys().len()), Some(2));
+
+    let bad = format!(
+        "{base}[tokens]\nissuer=\"\"\nleeway=\"1h\"\n\
+         [[tokens.keys]]\nkid=\"h\"\nalg=\"HS512\"\nsecret_file=\"x\"\n\
+         [[tokens.keys]]\nkid=\"h2\"\nalg=\"HS256\"\nsecret_env=\"PORTCULLIS_TEST_UNSET_VARIABLE\"\n\
+         [[tokens.keys]]\nkid=\"r\"\nalg=\"RS256\"\npublic_key=\"{fix}/missing.pub\"\n\
+         [[tokens.keys]]\nkid=\"r2\"\nalg=\"RS256\"\nsecret_file=\"{fix}/hs256.secret\"\n\
+         [[tokens.keys]]\nkid=\"r3\"\nalg=\"ES256\"\npublic_key=\"{fix}/rs256.pub\"\n\
+         [identity]\nclaim_headers = {{ email = \"Authorization\" }}\n"
+    );
+    let k = keys(&bad);
+    for want in [
+        "tokens.issuer",
+        "tokens.audiences",
+        "tokens.leeway",
+        "tokens.keys[0].alg",
+        "tokens.keys[1].secret_env",
+        "tokens.keys[2].public_key",
+        "tokens.keys[3].secret_env",
+        "tokens.keys[4].public_key",
+        "identity.claim_headers.email",
+    ] {
+        assert!(k.contains(&want.to_string()), "missing {want} in {k:?}");
+    }
+}
+
+#[test]
+fn public_routes_cannot_require_scopes() {
+    let k = keys("[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\"\nauth=\"none\"\nscopes=[\"x\"]\n[[routes]]\npath=\"/b\"\nupstream=\"a\"\nscopes=[\"bad scope\"]\n");
+    assert_eq!(k, vec!["routes[0].auth", "routes[1].scopes"]);
+}

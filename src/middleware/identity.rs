@@ -1,0 +1,80 @@
+//! Identity headers (DESIGN.md principle 3, "strip, then inject").
+//!
+//! Client copies of every header under the identity prefix were removed by the header
+//! hygiene stage before routing; this stage runs after authorization and adds the
+//! verified identity: `<prefix>subject`, `<prefix>scopes` (effective scopes, space
+//! separated), `<prefix>roles` (space separated), `<prefix>client-id`,
+//! `<prefix>issuer`, plus any `[identity] claim_headers` mapping (those header names
+//! are reserved too: client copies are removed like the prefix's). Values that could
+//! not be carried safely in a header are left out.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use crate::auth::principal::Principal;
+
+/// The header names for one identity prefix, built once per configuration.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// The `[identity] claim_headers` names, reserved like the prefix.
+    pub claim_header_names: Vec<HeaderName>,
+    subject: HeaderName,
+    scopes: HeaderName,
+    roles: HeaderName,
+    client_id: HeaderName,
+    issuer: HeaderName,
+}
+
+impl IdentityHeaders {
+    pub fn new(prefix: &str, claim_headers: &[(String, HeaderName)]) -> IdentityHeaders {
+        let name = |s: &str| {
+            HeaderName::from_bytes(format!("{prefix}{s}").as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static("x-auth-invalid"))
+        };
+        IdentityHeaders {
+            claim_header_names: claim_headers.iter().map(|(_, n)| n.clone()).collect(),
+            subject: name("subject"),
+            scopes: name("scopes"),
+            roles: name("roles"),
+            client_id: name("client-id"),
+            issuer: name("issuer"),
+        }
+    }
+
+    /// Adds the verified identity to a request going upstream.
+    pub fn inject(
+        &self,
+        h: &mut HeaderMap,
+        p: &Principal,
+        effective_scopes: &[String],
+        claim_headers: &[(String, HeaderName)],
+    ) {
+        let mut set = |name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name.clone(), v);
+            }
+        };
+        set(&self.subject, &p.subject);
+        set(&self.scopes, &effective_scopes.join(" "));
+        set(&self.roles, &p.roles.join(" "));
+        if let Some(c) = &p.client_id {
+            set(&self.client_id, c);
+        }
+        set(&self.issuer, &p.issuer);
+        for (claim, name) in claim_headers {
+            let value = match p.claims.get(claim) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => continue,
+            };
+            if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                set(name, &value);
+            }
+        }
+    }
+}

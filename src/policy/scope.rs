@@ -1,0 +1,160 @@
+//! Per-route authorization: does the verified principal hold what the route asks for?
+//!
+//! A principal's effective scopes are the scopes in its token plus, for each of its
+//! roles, the scopes `[roles]` maps that role to. A route may ask for `scopes` (all of
+//! them), `any_scopes` (at least one) and `roles` (at least one); every condition it
+//! states must hold.
+
+use std::collections::HashMap;
+
+use crate::auth::principal::Principal;
+use crate::config::Route;
+
+/// The principal's effective scopes: token scopes, then role-granted ones, no repeats.
+pub fn effective_scopes(p: &Principal, roles: &HashMap<String, Vec<String>>) -> Vec<String> {
+    let mut out = p.scopes.clone();
+    for role in &p.roles {
+        for s in roles.get(role).into_iter().flatten() {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `Ok(effective scopes)`, or `Err(the scopes to name in the 403)`.
+pub fn authorize(
+    route: &Route,
+    p: &Principal,
+    roles: &HashMap<String, Vec<String>>,
+) -> Result<Vec<String>, String> {
+    let effective = effective_scopes(p, roles);
+    let has = |s: &String| effective.contains(s);
+    if !route.scopes.iter().all(has) {
+        return Err(route.scopes.join(" "));
+    }
+    if !route.any_scopes.is_empty() && !route.any_scopes.iter().any(has) {
+        return Err(route.any_scopes.join(" "));
+    }
+    if !route.roles.is_empty() && !route.roles.iter().any(|r| p.roles.contains(r)) {
+        return Err(route.scopes.join(" "));
+    }
+    Ok(effective)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AuthMode, Upstream, UpstreamTarget};
+    use crate::policy::matcher::Pattern;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn route(scopes: &[&str], any: &[&str], roles: &[&str]) -> Route {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        Route {
+            name: "r".into(),
+            pattern: Pattern::parse("/x").expect("p"),
+            methods: None,
+            host: None,
+            upstream: Arc::new(Upstream {
+                name: "u".into(),
+                target: UpstreamTarget::Echo,
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(1),
+                preserve_host: false,
+                pool_idle_timeout: Duration::from_secs(1),
+                pool_max_idle_per_host: 1,
+            }),
+            strip_prefix: None,
+            auth: AuthMode::Required,
+            scopes: v(scopes),
+            any_scopes: v(any),
+            roles: v(roles),
+            pass_authorization: false,
+        }
+    }
+
+    fn principal(scopes: &[&str], roles: &[&str]) -> Principal {
+        Principal {
+            subject: "alice".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            client_id: None,
+            issuer: "i".into(),
+            claims: Default::default(),
+        }
+    }
+
+    #[test]
+    fn all_any_and_roles() {
+        let roles: HashMap<String, Vec<String>> = [(
+            "admin".to_string(),
+            vec!["items:write".to_string(), "users:admin".to_string()],
+        )]
+        .into();
+        // all of `scopes`
+        assert!(authorize(
+            &route(&["a", "b"], &[], &[]),
+            &principal(&["a", "b", "c"], &[]),
+            &roles
+        )
+        .is_ok());
+        assert_eq!(
+            authorize(
+                &route(&["a", "b"], &[], &[]),
+                &principal(&["a"], &[]),
+                &roles
+            ),
+            Err("a b".to_string())
+        );
+        // one of `any_scopes`
+        assert!(authorize(
+            &route(&[], &["x", "y"], &[]),
+            &principal(&["y"], &[]),
+            &roles
+        )
+        .is_ok());
+        assert_eq!(
+            authorize(
+                &route(&[], &["x", "y"], &[]),
+                &principal(&["z"], &[]),
+                &roles
+            ),
+            Err("x y".to_string())
+        );
+        // roles expand to scopes
+        let ok = authorize(
+            &route(&["items:write"], &[], &[]),
+            &principal(&["items:read"], &["admin"]),
+            &roles,
+        )
+        .expect("expanded");
+        assert_eq!(ok, vec!["items:read", "items:write", "users:admin"]);
+        assert!(authorize(
+            &route(&["items:write"], &[], &[]),
+            &principal(&["items:read"], &["user"]),
+            &roles
+        )
+        .is_err());
+        // one of `roles`
+        assert!(authorize(
+            &route(&[], &[], &["admin", "ops"]),
+            &principal(&[], &["ops"]),
+            &roles
+        )
+        .is_ok());
+        assert!(
+            authorize(
+                &route(&[], &[], &["admin"]),
+                &principal(&["admin"], &["user"]),
+                &roles
+            )
+            .is_err(),
+            "a scope named like a role is not the role"
+        );
+        // no requirement: any valid token
+        assert!(authorize(&route(&[], &[], &[]), &principal(&[], &[]), &roles).is_ok());
+    }
+}

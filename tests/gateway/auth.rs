@@ -1,0 +1,360 @@
+//! Bearer authentication, per-route authorization and identity headers, end to end,
+//! with real signed tokens. Negative cases first.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+fn config() -> String {
+    format!(
+        r#"
+[tokens]
+issuer = "https://gw.test"
+audiences = ["api"]
+[[tokens.keys]]
+kid = "hs"
+alg = "HS256"
+secret_file = "{FIX}/hs256.secret"
+[[tokens.keys]]
+kid = "rs"
+alg = "RS256"
+public_key = "{FIX}/rs256.pub"
+
+[roles]
+admin = ["items:read", "items:write"]
+user = ["items:read"]
+
+[identity]
+claim_headers = {{ email = "x-auth-email", sub = "X-User" }}
+
+[[upstreams]]
+name = "up"
+url = "http://{{UP}}"
+
+[[routes]]
+path = "/items/{{id}}"
+methods = ["GET"]
+upstream = "up"
+scopes = ["items:read"]
+
+[[routes]]
+path = "/items/**"
+methods = ["POST", "DELETE"]
+upstream = "up"
+scopes = ["items:write"]
+
+[[routes]]
+path = "/admin/**"
+upstream = "up"
+roles = ["admin"]
+
+[[routes]]
+path = "/any/**"
+upstream = "up"
+any_scopes = ["a", "b"]
+
+[[routes]]
+path = "/opt/**"
+upstream = "up"
+auth = "optional"
+
+[[routes]]
+path = "/pass/**"
+upstream = "up"
+pass_authorization = true
+
+[[routes]]
+path = "/public/**"
+upstream = "up"
+auth = "none"
+"#
+    )
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("time")
+            .as_secs(),
+    )
+    .expect("i64")
+}
+
+fn claims() -> Value {
+    json!({"iss": "https://gw.test", "aud": "api", "sub": "alice", "exp": now() + 300, "iat": now(),
+           "scope": "items:read", "roles": ["user"], "client_id": "web", "email": "alice@example.com"})
+}
+
+fn with(k: &str, v: Value) -> Value {
+    let mut c = claims();
+    c[k] = v;
+    c
+}
+
+fn hs(claims: &Value) -> String {
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = Some("hs".into());
+    let secret = std::fs::read(format!("{FIX}/hs256.secret")).expect("secret");
+    encode(&h, claims, &EncodingKey::from_secret(&secret)).expect("sign")
+}
+
+fn rs(claims: &Value) -> String {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rs".into());
+    let key = std::fs::read(format!("{FIX}/rs256.key")).expect("key");
+    encode(&h, claims, &EncodingKey::from_rsa_pem(&key).expect("pem")).expect("sign")
+}
+
+fn bearer(t: &str) -> String {
+    format!("Authorization: Bearer {t}")
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_invalid_token() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let confusion = {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("rs".into());
+        let pubkey = std::fs::read(format!("{FIX}/rs256.pub")).expect("pub");
+        encode(&h, &claims(), &EncodingKey::from_secret(&pubkey)).expect("sign")
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    let good = hs(&claims());
+    let tampered = {
+        let parts: Vec<&str> = good.split('.').collect();
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(with("scope", json!("items:read items:write")).to_string()),
+            parts[2]
+        )
+    };
+    let cases = [
+        ("garbage", "Authorization: Bearer garbage".to_string()),
+        ("alg none", bearer(&alg_none)),
+        ("HS256 signed with the RSA public key", bearer(&confusion)),
+        ("expired", bearer(&hs(&with("exp", json!(now() - 3600))))),
+        (
+            "nbf in the future",
+            bearer(&hs(&with("nbf", json!(now() + 3600)))),
+        ),
+        (
+            "wrong issuer",
+            bearer(&hs(&with("iss", json!("https://evil.test")))),
+        ),
+        (
+            "wrong audience",
+            bearer(&hs(&with("aud", json!(["other"])))),
+        ),
+        (
+            "exp as a string",
+            bearer(&hs(&with("exp", json!("99999999999")))),
+        ),
+        ("tampered payload", bearer(&tampered)),
+        ("truncated", bearer(&good[..good.len() - 3])),
+        (
+            "other scheme",
+            "Authorization: Basic YWxpY2U6c2VjcmV0".to_string(),
+        ),
+        ("empty bearer", "Authorization: Bearer ".to_string()),
+    ];
+    for (name, header) in &cases {
+        let r = get(gw.addr, "/items/1", &[header]).await;
+        assert_error(&r, 401, "invalid_token");
+        let www = r.header("www-authenticate").unwrap_or_default();
+        assert!(
+            www.starts_with("Bearer realm=\"portcullis\", error=\"invalid_token\""),
+            "{name}: {www}"
+        );
+        assert_eq!(
+            r.json()["error_description"],
+            "the access token is invalid or has expired",
+            "{name}: the same text whatever failed"
+        );
+    }
+    let r = get(gw.addr, "/items/1", &[]).await;
+    assert_error(&r, 401, "unauthorized");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"portcullis\""),
+        "no error code without a token (RFC 6750 §3.1)"
+    );
+    let r = get(gw.addr, "/items/1", &[&bearer(&good), &bearer(&good)]).await;
+    assert_error(&r, 400, "invalid_request");
+    let huge = format!("Authorization: Bearer {}", "a".repeat(9000));
+    let r = get(gw.addr, "/items/1", &[&huge]).await;
+    assert_error(&r, 401, "invalid_token");
+    assert!(
+        up.seen().is_empty(),
+        "nothing reached the upstream: {:?}",
+        up.seen()
+    );
+}
+
+#[tokio::test]
+async fn valid_tokens_reach_the_upstream_with_identity_headers() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    for token in [hs(&claims()), rs(&claims())] {
+        let r = get(
+            gw.addr,
+            "/items/7",
+            &[
+                &bearer(&token),
+                "X-Auth-Subject: mallory",
+                "X-AUTH-SCOPES: admin",
+                "Connection: x-auth-subject",
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let h = up.last().headers;
+        assert_eq!(h["x-auth-subject"], "alice");
+        assert_eq!(h["x-auth-scopes"], "items:read");
+        assert_eq!(h["x-auth-roles"], "user");
+        assert_eq!(h["x-auth-client-id"], "web");
+        assert_eq!(h["x-auth-issuer"], "https://gw.test");
+        assert_eq!(h["x-auth-email"], "alice@example.com");
+        assert_eq!(
+            h["x-user"], "alice",
+            "a claim header outside the prefix is reserved too"
+        );
+        assert_eq!(h.get_all("x-user").iter().count(), 1);
+        assert_eq!(h.get_all("x-auth-subject").iter().count(), 1);
+        assert!(
+            h.get("authorization").is_none(),
+            "the token is not passed on by default"
+        );
+    }
+    // lowercase scheme name (RFC 9110: auth schemes are case-insensitive)
+    let r = get(
+        gw.addr,
+        "/items/7",
+        &[&format!("Authorization: bearer {}", hs(&claims()))],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_upstream() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    for path in ["/public/x", "/opt/x"] {
+        let r = get(
+            gw.addr,
+            path,
+            &[
+                "X-Auth-Subject: mallory",
+                "x-auth-roles: admin",
+                "X-AUTH-EMAIL: boss@example.com",
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let h = up.last().headers;
+        assert!(
+            h.keys().all(|k| !k.as_str().starts_with("x-auth-")),
+            "{path}: {h:?}"
+        );
+    }
+    for path in ["/public/x", "/items/1"] {
+        let r = get(
+            gw.addr,
+            path,
+            &["x_auth_subject: mallory", &bearer(&hs(&claims()))],
+        )
+        .await;
+        assert_error(&r, 400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn missing_scopes_are_403_insufficient_scope() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let r = raw(gw.addr, &format!("POST /items/1 HTTP/1.1\r\nHost: gw.test\r\n{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", bearer(&hs(&claims())))).await;
+    assert_error(&r, 403, "insufficient_scope");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"items:write\"")
+    );
+    let r = get(gw.addr, "/admin/x", &[&bearer(&hs(&claims()))]).await;
+    assert_error(&r, 403, "insufficient_scope");
+    let r = get(gw.addr, "/any/x", &[&bearer(&hs(&claims()))]).await;
+    assert_error(&r, 403, "insufficient_scope");
+    assert!(up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn roles_expand_to_scopes_and_any_scopes_need_one() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let admin = hs(&with("roles", json!(["admin"])));
+    let r = raw(
+        gw.addr,
+        &format!(
+            "DELETE /items/1 HTTP/1.1\r\nHost: gw.test\r\n{}\r\nConnection: close\r\n\r\n",
+            bearer(&admin)
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(up.last().headers["x-auth-scopes"], "items:read items:write");
+    assert_eq!(
+        get(gw.addr, "/admin/x", &[&bearer(&admin)]).await.status,
+        200
+    );
+    assert_eq!(
+        get(
+            gw.addr,
+            "/any/x",
+            &[&bearer(&hs(&with("scope", json!("b c"))))]
+        )
+        .await
+        .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn optional_routes_and_passing_the_token_on() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    assert_eq!(get(gw.addr, "/opt/x", &[]).await.status, 200);
+    assert!(
+        up.last().headers.get("x-auth-subject").is_none(),
+        "anonymous"
+    );
+    let r = get(gw.addr, "/opt/x", &["Authorization: Bearer not.a.token"]).await;
+    assert_error(&r, 401, "invalid_token");
+    assert_eq!(
+        get(gw.addr, "/opt/x", &[&bearer(&hs(&claims()))])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(up.last().headers["x-auth-subject"], "alice");
+    let token = hs(&claims());
+    assert_eq!(
+        get(gw.addr, "/pass/x", &[&bearer(&token)]).await.status,
+        200
+    );
+    assert_eq!(
+        up.last().headers["authorization"],
+        format!("Bearer {token}").as_str()
+    );
+}
