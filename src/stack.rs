@@ -23,6 +23,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -32,6 +33,7 @@ use hyper::body::Incoming;
 
 use crate::auth::bearer::{self, Bearer};
 use crate::auth::jwt::TokenError;
+use crate::auth::principal::Principal;
 use crate::body::Body;
 use crate::config::AuthMode;
 use crate::error::GatewayError;
@@ -139,6 +141,32 @@ where
     (err.into_response(rid), Some(reason))
 }
 
+/// Verifies a bearer token, through the worker's verified-token cache.
+fn authenticate(
+    snap: &Snapshot,
+    worker: usize,
+    token: &str,
+    route: &str,
+) -> Result<Arc<Principal>, GatewayError> {
+    let verifier = snap
+        .config
+        .tokens
+        .as_ref()
+        .ok_or(GatewayError::InvalidToken(TokenError::UnknownKey))?;
+    let cache = snap.token_cache(worker);
+    if let Some(p) = cache.and_then(|c| c.get(token)) {
+        return Ok(p);
+    }
+    let p = Arc::new(verifier.verify(token).map_err(|e| {
+        tracing::debug!(reason = %e, route, "token refused");
+        GatewayError::InvalidToken(e)
+    })?);
+    if let Some(c) = cache {
+        c.insert(token, p.clone(), p.expires_at);
+    }
+    Ok(p)
+}
+
 /// The request's host for routing: lower-case, without the port.
 fn routing_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req.headers().get(HOST) {
@@ -216,18 +244,7 @@ async fn pipeline(
                 ))
             }
             Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
-            Bearer::Token(token) => {
-                let verifier = snap
-                    .config
-                    .tokens
-                    .as_ref()
-                    .ok_or(GatewayError::InvalidToken(TokenError::UnknownKey))?;
-                let p = verifier.verify(token).map_err(|e| {
-                    tracing::debug!(reason = %e, route = %route.name, "token refused");
-                    GatewayError::InvalidToken(e)
-                })?;
-                Some(p)
-            }
+            Bearer::Token(token) => Some(authenticate(snap, worker, token, &route.name)?),
         },
     };
     // 12: authorize, then 14: identity headers

@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use std::time::Duration;
+
+use crate::auth::cache::TokenCache;
 use crate::config::{Config, UpstreamTarget};
 use crate::middleware::identity::IdentityHeaders;
 use crate::proxy::pool::Pool;
@@ -24,6 +27,8 @@ pub struct Snapshot {
     pub identity: IdentityHeaders,
     /// Indexed by worker.
     clients: Vec<HashMap<String, Arc<Pool>>>,
+    /// Verified-token caches, indexed by worker.
+    token_caches: Vec<TokenCache>,
 }
 
 impl Snapshot {
@@ -51,11 +56,24 @@ impl Snapshot {
             .collect();
         let identity =
             IdentityHeaders::new(&config.server.identity_header_prefix, &config.claim_headers);
+        let (max_age, size) = config
+            .tokens
+            .as_ref()
+            .map_or((Duration::ZERO, 0), |t| (t.cache_max_age, t.cache_size));
+        let token_caches = (0..workers.max(1))
+            .map(|_| TokenCache::new(max_age, size))
+            .collect();
         Snapshot {
             config,
             identity,
             clients,
+            token_caches,
         }
+    }
+
+    /// A worker's verified-token cache.
+    pub fn token_cache(&self, worker: usize) -> Option<&TokenCache> {
+        self.token_caches.get(worker)
     }
 
     /// The pooled client of an HTTP upstream for a worker; `None` for the echo upstream.

@@ -126,6 +126,10 @@ impl Default for ClaimChecks {
 /// Verifies tokens against the configured keys and claims rules.
 #[derive(Debug)]
 pub struct Verifier {
+    /// How long a verified token may be served from the cache (0 = no cache).
+    pub cache_max_age: Duration,
+    /// Cached tokens per worker.
+    pub cache_size: usize,
     pub issuer: String,
     pub audiences: Vec<String>,
     pub leeway: Duration,
@@ -176,6 +180,8 @@ impl Verifier {
             })
             .collect();
         Verifier {
+            cache_max_age: Duration::from_secs(30),
+            cache_size: 10_000,
             issuer,
             audiences,
             leeway,

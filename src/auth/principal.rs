@@ -14,6 +14,8 @@ pub struct Principal {
     pub roles: Vec<String>,
     pub client_id: Option<String>,
     pub issuer: String,
+    /// `exp`, seconds since the epoch (0 when unknown).
+    pub expires_at: u64,
     /// Every claim, for configured claim → header mappings.
     pub claims: Map<String, Value>,
 }
@@ -66,12 +68,14 @@ impl Principal {
             Some(Value::String(c)) if header_safe(c) => Some(c.clone()),
             Some(_) => return Err(TokenError::BadClaims),
         };
+        let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         Ok(Principal {
             subject,
             scopes,
             roles,
             client_id,
             issuer: issuer.to_string(),
+            expires_at,
             claims,
         })
     }

@@ -91,6 +91,12 @@ pub(crate) struct TokensFile {
     /// `aud` must name one of `audiences` (default).
     #[serde(default = "default_true")]
     pub verify_audience: bool,
+    /// How long a verified token is served from the cache; "0s" turns it off.
+    #[serde(default = "default_cache_max_age")]
+    pub cache_max_age: String,
+    /// Verified tokens cached per worker.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
     #[serde(default)]
     pub keys: Vec<KeyFile>,
 }
@@ -176,6 +182,12 @@ fn default_pool_idle_timeout() -> String {
 }
 fn default_pool_max_idle() -> usize {
     64
+}
+fn default_cache_max_age() -> String {
+    "30s".into()
+}
+fn default_cache_size() -> usize {
+    10_000
 }
 fn default_leeway() -> String {
     "60s".into()

@@ -601,18 +601,22 @@ fn tokens(issues: &mut Issues, t: TokensFile, base_dir: &Path) -> Option<Verifie
             }
         }
     }
+    let cache_max_age = issues.duration("tokens.cache_max_age".into(), &t.cache_max_age);
+    if cache_max_age > Duration::from_secs(300) {
+        issues.add(
+            "tokens.cache_max_age",
+            "is longer than 5 minutes",
+            "revocation takes effect within this time; keep it short, e.g. \"30s\"",
+        );
+    }
     let checks = ClaimChecks {
         issuer: t.verify_issuer,
         audience: t.verify_audience,
     };
-    Some(Verifier::new(
-        t.issuer,
-        t.audiences,
-        leeway,
-        max_lifetime,
-        checks,
-        keys,
-    ))
+    let mut v = Verifier::new(t.issuer, t.audiences, leeway, max_lifetime, checks, keys);
+    v.cache_max_age = cache_max_age;
+    v.cache_size = t.cache_size;
+    Some(v)
 }
 
 /// Reads a key's material; `prefix` is `tokens.keys[i].`.

@@ -83,6 +83,7 @@ mod tests {
             roles: roles.iter().map(|s| s.to_string()).collect(),
             client_id: None,
             issuer: "i".into(),
+            expires_at: 0,
             claims: Default::default(),
         }
     }

@@ -358,3 +358,31 @@ async fn optional_routes_and_passing_the_token_on() {
         format!("Bearer {token}").as_str()
     );
 }
+
+#[tokio::test]
+async fn a_reload_that_removes_a_key_stops_its_cached_tokens_at_once() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let token = hs(&claims());
+    for _ in 0..3 {
+        assert_eq!(
+            get(gw.addr, "/items/1", &[&bearer(&token)]).await.status,
+            200,
+            "verified, then from the cache"
+        );
+    }
+    let without_hs = config()
+        .replace(&format!("[[tokens.keys]]\nkid = \"hs\"\nalg = \"HS256\"\nsecret_file = \"{FIX}/hs256.secret\"\n"), "")
+        .replace("{UP}", &up.addr.to_string());
+    assert!(!without_hs.contains("HS256"));
+    let text = format!("[server]\nlisten = \"{}\"\n{without_hs}", gw.addr);
+    gw.reload(portcullis::config::parse_str(&text, std::path::Path::new("r.toml")).expect("valid"));
+    let r = get(gw.addr, "/items/1", &[&bearer(&token)]).await;
+    assert_error(&r, 401, "invalid_token");
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&rs(&claims()))])
+            .await
+            .status,
+        200
+    );
+}
