@@ -7,16 +7,19 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | `gateway.toml` → validated, typed [`config::Config`] (every error listed) |
-//! | [`policy`] | canonical paths ([`policy::path`]) and the router ([`policy::matcher`]) |
+//! | [`policy`] | canonical paths ([`policy::path`]), the router ([`policy::matcher`]), authorization ([`policy::scope`]) |
 //! | [`middleware`] | request ids and header hygiene |
 //! | [`proxy`] | upstream clients, hop-by-hop and forwarded headers, the forward step, the echo upstream |
 //! | [`error`] | every failure → its JSON answer, in one match |
+//! | [`auth`] | Bearer extraction, JWT verification, the verified-token cache |
+//! | [`explain`] | `portcullis explain`: the pipeline's decision for one request, step by step |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 
 pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod middleware;
 pub mod policy;
 pub mod proxy;

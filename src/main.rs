@@ -40,12 +40,49 @@ enum Command {
     Run,
     /// Validate the configuration: print every error with its fix, or a summary of routes.
     Check,
+    /// Show how a request would be handled: canonical path, routes, decision and why.
+    /// Exit status 0 when it would be forwarded, 1 when refused.
+    Explain {
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// Request target, e.g. /items/42?x=1.
+        target: String,
+        /// Host header, for host-specific routes.
+        #[arg(long)]
+        host: Option<String>,
+        /// A bearer token to verify with the configured keys; "-" reads it from stdin
+        /// (keeps it out of the process list and shell history).
+        #[arg(long, conflicts_with_all = ["scopes", "roles"])]
+        token: Option<String>,
+        /// Pretend the caller holds these scopes (space-separated).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Pretend the caller has these roles (space-separated).
+        #[arg(long)]
+        roles: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
+        Command::Explain {
+            method,
+            target,
+            host,
+            token,
+            scopes,
+            roles,
+        } => explain(
+            &cli.config,
+            &method,
+            &target,
+            host.as_deref(),
+            token,
+            scopes,
+            roles,
+        ),
         Command::Run => match run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -90,6 +127,52 @@ fn check(path: &Path) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn explain(
+    path: &Path,
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    token: Option<String>,
+    scopes: Option<String>,
+    roles: Option<String>,
+) -> ExitCode {
+    use portcullis::explain::{explain, Caller};
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let words = |s: Option<String>| {
+        s.map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let caller = match token.as_deref() {
+        Some("-") => {
+            let mut t = String::new();
+            if std::io::stdin().read_line(&mut t).is_err() {
+                eprintln!("portcullis: could not read the token from stdin");
+                return ExitCode::from(2);
+            }
+            Caller::Token(t.trim().to_string())
+        }
+        Some(t) => Caller::Token(t.to_string()),
+        None if scopes.is_some() || roles.is_some() => Caller::Grants {
+            scopes: words(scopes),
+            roles: words(roles),
+        },
+        None => Caller::Anonymous,
+    };
+    let d = explain(&config, method, target, host, &caller);
+    print!("{}", d.report);
+    if d.status.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -119,6 +119,11 @@ impl Pattern {
         out
     }
 
+    /// Whether the pattern matches a canonical path split by [`split_path`].
+    pub fn matches_segments(&self, path: &[&str]) -> bool {
+        self.matches(path)
+    }
+
     /// Matches pre-split segments of a canonical path.
     fn matches(&self, path: &[&str]) -> bool {
         let n = self.segs.len();

@@ -138,3 +138,98 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
     }
     assert!(status.expect("exits after SIGTERM").success());
 }
+
+#[test]
+fn explain_reports_route_and_decision() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml");
+    let out = bin()
+        .args([
+            "explain",
+            "GET",
+            "/public/../items/42",
+            "--scopes",
+            "items:read",
+            "--config",
+            config,
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("canonical: /items/42"), "{text}");
+    assert!(
+        text.contains("MATCH (chosen)") && text.contains("ALLOW"),
+        "{text}"
+    );
+
+    let out = bin()
+        .args([
+            "explain",
+            "POST",
+            "/items/42",
+            "--scopes",
+            "items:read",
+            "--config",
+            config,
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("DENY 403") && text.contains("items:write"),
+        "{text}"
+    );
+
+    let out = bin()
+        .args([
+            "explain",
+            "POST",
+            "/items/42",
+            "--roles",
+            "admin",
+            "--config",
+            config,
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "admin role grants items:write: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A token read from stdin (no keys in the bundled config: refused, and said why).
+    let mut child = bin()
+        .args([
+            "explain",
+            "GET",
+            "/items/42",
+            "--token",
+            "-",
+            "--config",
+            config,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "a.b.c").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("DENY 401") && text.contains("no [tokens] keys"),
+        "{text}"
+    );
+
+    let out = bin()
+        .args(["explain", "GET", "/%2e%2e/items/42", "--config", config])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DENY 400"));
+}
