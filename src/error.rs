@@ -32,6 +32,8 @@ pub enum GatewayError {
     /// The scopes the route requires (space-separated), for `WWW-Authenticate`.
     #[error("insufficient scope")]
     InsufficientScope(String),
+    #[error("forward-auth from an untrusted peer")]
+    UntrustedProxy,
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("request headers too large")]
@@ -69,6 +71,11 @@ impl GatewayError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "a bearer token is required".into(),
+            ),
+            UntrustedProxy => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint answers trusted proxies only".into(),
             ),
             // One text for every cause: which check failed is for the logs only.
             InvalidToken(_) => (
@@ -128,6 +135,7 @@ impl GatewayError {
             NoRoute => "no_route",
             MethodNotAllowed(_) => "method_not_allowed",
             Unauthenticated => "no_token",
+            UntrustedProxy => "untrusted_proxy",
             InvalidToken(_) => "invalid_token",
             InsufficientScope(_) => "insufficient_scope",
             PayloadTooLarge => "body_too_large",

@@ -10,6 +10,8 @@
 //!  6 error boundary       Err(GatewayError) → JSON response (error.rs, one match)
 //!  7 limits               declared body size (413), request deadline (504)
 //!  8 config snapshot      read once per request (hot reload)
+//!  9 own endpoints        forward-auth (server.forward_auth_path): 10–12 for the
+//!                         request a trusted proxy describes; 200 + identity headers
 //! 10 route match          method + host + canonical path → route | 404 | 405
 //! 11 authenticate         Bearer JWT → Principal | 401 (auth/)
 //! 12 authorize            route scopes / any_scopes / roles | 403 (policy/scope.rs)
@@ -17,7 +19,7 @@
 //! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
 //!                         streamed both ways, 502/504 on upstream failure
 //! ```
-//! Stages 5 (CORS), 9 (own OAuth endpoints) and 13 (rate limit) arrive with their
+//! Stages 5 (CORS), 9's OAuth endpoints and 13 (rate limit) arrive with their
 //! issues and slot in where DESIGN.md puts them.
 
 use std::future::Future;
@@ -28,18 +30,18 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
 use crate::auth::bearer::{self, Bearer};
 use crate::auth::jwt::TokenError;
 use crate::auth::principal::Principal;
 use crate::body::Body;
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Route};
 use crate::error::GatewayError;
 use crate::middleware::{hygiene, request_id};
 use crate::policy::matcher::Matched;
-use crate::policy::path::canonicalize;
+use crate::policy::path::{canonicalize, split_target};
 use crate::policy::scope;
 use crate::proxy::forward::{self, Inbound};
 use crate::proxy::headers;
@@ -141,6 +143,113 @@ where
     (err.into_response(rid), Some(reason))
 }
 
+/// A verified principal with its effective scopes; `None` for an admitted anonymous
+/// request.
+type Admitted = Option<(Arc<Principal>, Vec<String>)>;
+
+/// Stages 11 (authenticate) and 12 (authorize) for a routed request: the verified
+/// principal and its effective scopes, `None` for an anonymous request the route
+/// admits, or the denial.
+fn admit(
+    snap: &Snapshot,
+    worker: usize,
+    route: &Route,
+    headers: &HeaderMap,
+    log: &mut LogInfo,
+) -> Result<Admitted, GatewayError> {
+    let principal = match route.auth {
+        AuthMode::None => return Ok(None),
+        AuthMode::Required | AuthMode::Optional => match bearer::extract(headers) {
+            Bearer::Missing if route.auth == AuthMode::Required => {
+                return Err(GatewayError::Unauthenticated)
+            }
+            Bearer::Missing => return Ok(None),
+            Bearer::Duplicate => {
+                return Err(GatewayError::BadRequest(
+                    "more than one Authorization header",
+                ))
+            }
+            Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
+            Bearer::Token(token) => authenticate(snap, worker, token, &route.name)?,
+        },
+    };
+    let effective = scope::authorize(route, &principal, &snap.config.roles)
+        .map_err(GatewayError::InsufficientScope)?;
+    if snap.config.server.access_log {
+        log.subject = Some(principal.subject.clone());
+    }
+    Ok(Some((principal, effective)))
+}
+
+/// Forward-auth (nginx `auth_request`, Traefik ForwardAuth…): decides for the request
+/// described by `X-Original-Method`/`X-Original-URI` (or `X-Forwarded-Method`/
+/// `X-Forwarded-Uri`), sent by a trusted proxy only. The original path is
+/// canonicalized and routed exactly like a proxied request; the answer is `200` with
+/// the identity headers, or the same denial a proxied request would get.
+fn forward_auth(
+    req: &Request<Incoming>,
+    snap: &Snapshot,
+    peer: &Peer,
+    worker: usize,
+    log: &mut LogInfo,
+) -> Result<Response<Body>, GatewayError> {
+    let server = &snap.config.server;
+    if !headers::is_trusted(peer.addr.ip(), &server.trusted_proxies) {
+        return Err(GatewayError::UntrustedProxy);
+    }
+    let h = req.headers();
+    let pick = |a: &str, b: &str| {
+        h.get(a)
+            .or_else(|| h.get(b))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let method = pick("x-original-method", "x-forwarded-method")
+        .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok())
+        .ok_or(GatewayError::BadRequest(
+            "X-Original-Method (or X-Forwarded-Method) is missing",
+        ))?;
+    let uri = pick("x-original-uri", "x-forwarded-uri").ok_or(GatewayError::BadRequest(
+        "X-Original-URI (or X-Forwarded-Uri) is missing",
+    ))?;
+    let (path, _query) = split_target(&uri);
+    let canonical = canonicalize(path)?;
+    let host = h
+        .get(&headers::X_FORWARDED_HOST)
+        .or_else(|| h.get(HOST))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<http::uri::Authority>().ok())
+        .map(|a| a.host().to_ascii_lowercase());
+    if server.access_log {
+        log.path = Some(format!(
+            "{} {method} {canonical}",
+            server.forward_auth_path.as_deref().unwrap_or("")
+        ));
+    }
+    let route = match snap
+        .config
+        .router
+        .find(&method, host.as_deref(), &canonical)
+    {
+        Matched::Route(r) => r,
+        Matched::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),
+        Matched::NotFound => return Err(GatewayError::NoRoute),
+    };
+    if server.access_log {
+        log.route = Some(route.name.clone());
+    }
+    let mut resp = Response::new(Body::Empty);
+    if let Some((p, effective)) = admit(snap, worker, route, h, log)? {
+        snap.identity.inject(
+            resp.headers_mut(),
+            &p,
+            &effective,
+            &snap.config.claim_headers,
+        );
+    }
+    Ok(resp)
+}
+
 /// Verifies a bearer token, through the worker's verified-token cache.
 fn authenticate(
     snap: &Snapshot,
@@ -208,6 +317,10 @@ async fn pipeline(
             return Err(GatewayError::PayloadTooLarge);
         }
     }
+    // 9: Portcullis' own endpoints
+    if server.forward_auth_path.as_deref() == Some(canonical.as_str()) {
+        return forward_auth(&req, snap, peer, worker, log);
+    }
     // 10
     let host = if snap.config.router.uses_hosts() {
         routing_host(&req)
@@ -230,32 +343,14 @@ async fn pipeline(
     // Hop-by-hop headers (and those `Connection` names) go before identity headers
     // are added, so that `Connection: x-auth-subject` cannot remove them.
     let upgrade = headers::remove_hop_by_hop(req.headers_mut());
-    // 11: authenticate
-    let principal = match route.auth {
-        AuthMode::None => None,
-        AuthMode::Required | AuthMode::Optional => match bearer::extract(req.headers()) {
-            Bearer::Missing if route.auth == AuthMode::Required => {
-                return Err(GatewayError::Unauthenticated)
-            }
-            Bearer::Missing => None,
-            Bearer::Duplicate => {
-                return Err(GatewayError::BadRequest(
-                    "more than one Authorization header",
-                ))
-            }
-            Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
-            Bearer::Token(token) => Some(authenticate(snap, worker, token, &route.name)?),
-        },
-    };
-    // 12: authorize, then 14: identity headers
-    if let Some(p) = &principal {
-        let effective = scope::authorize(route, p, &snap.config.roles)
-            .map_err(GatewayError::InsufficientScope)?;
-        if server.access_log {
-            log.subject = Some(p.subject.clone());
-        }
-        snap.identity
-            .inject(req.headers_mut(), p, &effective, &snap.config.claim_headers);
+    // 11, 12, 14
+    if let Some((p, effective)) = admit(snap, worker, route, req.headers(), log)? {
+        snap.identity.inject(
+            req.headers_mut(),
+            &p,
+            &effective,
+            &snap.config.claim_headers,
+        );
     }
     if !route.pass_authorization {
         req.headers_mut().remove(AUTHORIZATION);

@@ -35,6 +35,8 @@ pub(crate) struct ServerFile {
     pub reject_underscore_headers: bool,
     #[serde(default = "default_true")]
     pub access_log: bool,
+    /// Forward-auth endpoint for nginx auth_request / Traefik ForwardAuth; off if unset.
+    pub forward_auth_path: Option<String>,
 }
 
 impl Default for ServerFile {
@@ -51,6 +53,7 @@ impl Default for ServerFile {
             identity_header_prefix: default_identity_prefix(),
             reject_underscore_headers: true,
             access_log: true,
+            forward_auth_path: None,
         }
     }
 }

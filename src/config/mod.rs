@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub identity_header_prefix: String,
     pub reject_underscore_headers: bool,
     pub access_log: bool,
+    /// Canonical path of the forward-auth endpoint, if enabled.
+    pub forward_auth_path: Option<String>,
 }
 
 /// Where an upstream's requests go.

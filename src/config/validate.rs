@@ -220,7 +220,17 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
             "use letters, digits and '-', ending with '-', e.g. \"x-auth-\"",
         );
     }
+    if let Some(p) = &s.forward_auth_path {
+        if crate::policy::path::canonicalize(p).ok().as_deref() != Some(p.as_str()) || p == "/" {
+            issues.add(
+                "server.forward_auth_path",
+                format!("\"{p}\" is not a canonical path"),
+                "use a path of its own such as \"/_portcullis/auth\"",
+            );
+        }
+    }
     ServerConfig {
+        forward_auth_path: s.forward_auth_path.clone(),
         listen,
         admin_listen,
         trusted_proxies,

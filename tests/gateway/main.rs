@@ -4,6 +4,7 @@
 mod auth;
 mod canonical;
 mod cli;
+mod forward_auth;
 mod pool;
 mod proxying;
 mod routing;
