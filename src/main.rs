@@ -40,6 +40,12 @@ enum Command {
     Run,
     /// Validate the configuration: print every error with its fix, or a summary of routes.
     Check,
+    /// API keys: `generate` prints a new key and its SHA-256 for `[[api_keys]]`;
+    /// `hash` reads a key from stdin and prints its SHA-256.
+    ApiKey {
+        #[arg(value_parser = ["generate", "hash"])]
+        action: String,
+    },
     /// Show how a request would be handled: canonical path, routes, decision and why.
     /// Exit status 0 when it would be forwarded, 1 when refused.
     Explain {
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
+        Command::ApiKey { action } => api_key(&action),
         Command::Explain {
             method,
             target,
@@ -128,6 +135,31 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn api_key(action: &str) -> ExitCode {
+    use portcullis::auth::api_key;
+    let key = if action == "generate" {
+        match api_key::generate() {
+            Ok(k) => {
+                println!("key:    {k}\n        (give it to the client; it is not stored anywhere)");
+                k
+            }
+            Err(_) => {
+                eprintln!("portcullis: the system random generator failed");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut k = String::new();
+        if std::io::stdin().read_line(&mut k).is_err() || k.trim().is_empty() {
+            eprintln!("portcullis: give the key on stdin");
+            return ExitCode::FAILURE;
+        }
+        k.trim().to_string()
+    };
+    println!("sha256: {}", api_key::hash(&key));
+    ExitCode::SUCCESS
 }
 
 fn explain(

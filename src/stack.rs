@@ -33,6 +33,7 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
+use crate::auth::api_key::Presented;
 use crate::auth::bearer::{self, Bearer};
 use crate::auth::jwt::TokenError;
 use crate::auth::principal::Principal;
@@ -160,10 +161,16 @@ fn admit(
     let principal = match route.auth {
         AuthMode::None => return Ok(None),
         AuthMode::Required | AuthMode::Optional => match bearer::extract(headers) {
-            Bearer::Missing if route.auth == AuthMode::Required => {
-                return Err(GatewayError::Unauthenticated)
-            }
-            Bearer::Missing => return Ok(None),
+            Bearer::Missing => match snap.config.api_keys.as_ref().map(|k| k.check(headers)) {
+                Some(Presented::Known(p)) => Arc::new(p),
+                Some(Presented::Unknown) => {
+                    return Err(GatewayError::InvalidToken(TokenError::UnknownKey))
+                }
+                None | Some(Presented::Missing) if route.auth == AuthMode::Required => {
+                    return Err(GatewayError::Unauthenticated)
+                }
+                None | Some(Presented::Missing) => return Ok(None),
+            },
             Bearer::Duplicate => {
                 return Err(GatewayError::BadRequest(
                     "more than one Authorization header",
@@ -354,6 +361,10 @@ async fn pipeline(
     }
     if !route.pass_authorization {
         req.headers_mut().remove(AUTHORIZATION);
+    }
+    // An API key is a secret of the gateway's: never passed on.
+    if let Some(keys) = &snap.config.api_keys {
+        req.headers_mut().remove(&keys.header);
     }
     // 15
     let inbound = Inbound {

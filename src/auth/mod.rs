@@ -1,5 +1,6 @@
 //! Authentication: Bearer extraction, JWT verification, the verified principal.
 
+pub mod api_key;
 pub mod bearer;
 pub mod cache;
 pub mod jwt;

@@ -119,12 +119,28 @@ pub(crate) struct KeyFile {
 }
 
 /// `[identity]`: what the upstream learns about the caller.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IdentityFile {
     /// Claim name → header name (which must use the identity prefix).
     #[serde(default)]
     pub claim_headers: std::collections::BTreeMap<String, String>,
+    /// Header that carries API keys.
+    #[serde(default = "default_api_key_header")]
+    pub api_key_header: String,
+}
+
+/// One `[[api_keys]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiKeyFile {
+    /// SHA-256 of the key, hex (`portcullis api-key hash`).
+    pub sha256: String,
+    pub subject: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// One `[[routes]]` entry.
@@ -185,6 +201,18 @@ fn default_pool_idle_timeout() -> String {
 }
 fn default_pool_max_idle() -> usize {
     64
+}
+impl Default for IdentityFile {
+    fn default() -> Self {
+        IdentityFile {
+            claim_headers: Default::default(),
+            api_key_header: default_api_key_header(),
+        }
+    }
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".into()
 }
 fn default_cache_max_age() -> String {
     "30s".into()

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 
+use crate::auth::api_key::ApiKeys;
 use crate::auth::jwt::Verifier;
 use crate::policy::matcher::{Pattern, Routable, Router};
 
@@ -40,6 +41,8 @@ pub struct Config {
     pub roles: HashMap<String, Vec<String>>,
     /// `[identity] claim_headers`: claim → header injected for authenticated requests.
     pub claim_headers: Vec<(String, HeaderName)>,
+    /// `[[api_keys]]` and the header they come in; `None` when none is configured.
+    pub api_keys: Option<ApiKeys>,
 }
 
 /// `[server]`, typed.

@@ -10,7 +10,9 @@ use http::{Method, Uri};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
-use super::file::{IdentityFile, KeyFile, RouteFile, ServerFile, TokensFile, UpstreamFile};
+use super::file::{
+    ApiKeyFile, IdentityFile, KeyFile, RouteFile, ServerFile, TokensFile, UpstreamFile,
+};
 use super::units::{parse_duration, parse_size};
 use super::{
     AuthMode, Config, ConfigErrors, ConfigIssue, Route, ServerConfig, Upstream, UpstreamTarget,
@@ -106,12 +108,14 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut tokens_file: Option<TokensFile> = None;
     let mut roles_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut identity_file = Some(IdentityFile::default());
+    let mut api_key_files: Vec<Option<ApiKeyFile>> = Vec::new();
     for (key, value) in table {
         match key.as_str() {
             "server" => server_file = issues.section("server".into(), value),
             "tokens" => tokens_file = issues.section("tokens".into(), value),
             "roles" => roles_file = issues.section("roles".into(), value).unwrap_or_default(),
             "identity" => identity_file = issues.section("identity".into(), value),
+            "api_keys" => api_key_files = issues.array("api_keys", value),
             "upstreams" => upstream_files = issues.array("upstreams", value),
             "routes" => route_files = issues.array("routes", value),
             other => issues.add(
@@ -137,9 +141,15 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         .as_ref()
         .map_or("x-auth-", |s| s.identity_header_prefix.as_str())
         .to_string();
+    let api_key_header = identity_file.as_ref().map(|i| i.api_key_header.clone());
     let claim_headers = identity_file
         .map(|i| claim_headers(&mut issues, i, &prefix))
         .unwrap_or_default();
+    let api_keys = api_keys(
+        &mut issues,
+        &api_key_files,
+        api_key_header.as_deref().unwrap_or("x-api-key"),
+    );
 
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
@@ -150,6 +160,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             tokens,
             roles: roles_file.into_iter().collect(),
             claim_headers,
+            api_keys,
         }),
         _ => Err(fail(issues)),
     }
@@ -741,6 +752,61 @@ fn claim_headers(
         }
     }
     out
+}
+
+fn api_keys(
+    issues: &mut Issues,
+    files: &[Option<ApiKeyFile>],
+    header: &str,
+) -> Option<crate::auth::api_key::ApiKeys> {
+    use crate::auth::api_key::{ApiKeyEntry, ApiKeys};
+    let name = match http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes()) {
+        Ok(n) if !header.contains('_') && header != "authorization" => n,
+        _ => {
+            issues.add(
+                "identity.api_key_header",
+                format!("\"{header}\" is not a usable header name"),
+                "use e.g. \"x-api-key\"",
+            );
+            return None;
+        }
+    };
+    let mut seen = HashSet::new();
+    let mut keys = Vec::new();
+    for (i, k) in files.iter().enumerate() {
+        let Some(k) = k else { continue };
+        let key = |f: &str| format!("api_keys[{i}].{f}");
+        let digest = k.sha256.to_ascii_lowercase();
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            issues.add(
+                key("sha256"),
+                "is not a SHA-256 digest (64 hex digits)",
+                "run `portcullis api-key hash` on the key, or `portcullis api-key generate`",
+            );
+        } else if !seen.insert(digest.clone()) {
+            issues.add(
+                key("sha256"),
+                "the same key is configured twice",
+                "give every client its own key",
+            );
+        }
+        if k.subject.is_empty() || !k.subject.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            issues.add(
+                key("subject"),
+                format!("\"{}\" is not a usable subject", k.subject),
+                "use visible ASCII without spaces, e.g. \"svc-reports\"",
+            );
+        }
+        keys.push((
+            digest,
+            ApiKeyEntry {
+                subject: k.subject.clone(),
+                scopes: k.scopes.clone(),
+                roles: k.roles.clone(),
+            },
+        ));
+    }
+    (!keys.is_empty()).then(|| ApiKeys::new(name, keys))
 }
 
 #[cfg(test)]

@@ -386,3 +386,45 @@ async fn a_reload_that_removes_a_key_stops_its_cached_tokens_at_once() {
         200
     );
 }
+
+#[tokio::test]
+async fn api_keys_go_through_the_same_policy() {
+    let up = Upstream::start().await;
+    let key = "pk_test_0123456789abcdefghijklmnopqrstuvwxyz";
+    let weak = "pk_test_other_key_without_the_needed_scope00";
+    let digest = |k: &str| portcullis::auth::api_key::hash(k);
+    let text = format!(
+        "{}\n[[api_keys]]\nsha256 = \"{}\"\nsubject = \"svc-reports\"\nscopes = [\"items:read\"]\n[[api_keys]]\nsha256 = \"{}\"\nsubject = \"svc-weak\"\n",
+        config(),
+        digest(key),
+        digest(weak)
+    );
+    let gw = gateway(&text, Some(up.addr)).await;
+    let r = get(
+        gw.addr,
+        "/items/1",
+        &[&format!("X-Api-Key: {key}"), "X-Auth-Subject: mallory"],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = up.last().headers;
+    assert_eq!(h["x-auth-subject"], "svc-reports");
+    assert_eq!(h["x-auth-issuer"], "api-key");
+    assert!(
+        h.get("x-api-key").is_none(),
+        "the key never reaches the upstream"
+    );
+    let r = get(gw.addr, "/items/1", &["X-Api-Key: pk_wrong"]).await;
+    assert_error(&r, 401, "invalid_token");
+    let r = get(gw.addr, "/items/1", &[&format!("X-Api-Key: {weak}")]).await;
+    assert_error(&r, 403, "insufficient_scope");
+    assert_eq!(up.seen().len(), 1);
+    // On a public route the key is not checked, but still not passed on.
+    assert_eq!(
+        get(gw.addr, "/public/x", &[&format!("X-Api-Key: {key}")])
+            .await
+            .status,
+        200
+    );
+    assert!(up.last().headers.get("x-api-key").is_none());
+}
