@@ -144,6 +144,20 @@ where
     (err.into_response(rid), Some(reason))
 }
 
+/// Stage 10: the route for a canonical path, or 405 / 404.
+fn route_for<'a>(
+    snap: &'a Snapshot,
+    method: &http::Method,
+    host: Option<&str>,
+    canonical: &str,
+) -> Result<&'a Route, GatewayError> {
+    match snap.config.router.find(method, host, canonical) {
+        Matched::Route(r) => Ok(r),
+        Matched::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed(allow)),
+        Matched::NotFound => Err(GatewayError::NoRoute),
+    }
+}
+
 /// A verified principal with its effective scopes; `None` for an admitted anonymous
 /// request.
 type Admitted = Option<(Arc<Principal>, Vec<String>)>;
@@ -233,15 +247,7 @@ fn forward_auth(
             server.forward_auth_path.as_deref().unwrap_or("")
         ));
     }
-    let route = match snap
-        .config
-        .router
-        .find(&method, host.as_deref(), &canonical)
-    {
-        Matched::Route(r) => r,
-        Matched::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),
-        Matched::NotFound => return Err(GatewayError::NoRoute),
-    };
+    let route = route_for(snap, &method, host.as_deref(), &canonical)?;
     if server.access_log {
         log.route = Some(route.name.clone());
     }
@@ -334,15 +340,7 @@ async fn pipeline(
     } else {
         None
     };
-    let route = match snap
-        .config
-        .router
-        .find(req.method(), host.as_deref(), &canonical)
-    {
-        Matched::Route(r) => r,
-        Matched::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),
-        Matched::NotFound => return Err(GatewayError::NoRoute),
-    };
+    let route = route_for(snap, req.method(), host.as_deref(), &canonical)?;
     if server.access_log {
         log.route = Some(route.name.clone());
         log.upstream = Some(route.upstream.name.clone());

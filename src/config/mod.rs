@@ -195,3 +195,38 @@ impl Config {
         self.upstreams.iter().find(|u| u.name == name)
     }
 }
+
+impl Route {
+    /// A route to an echo upstream with the given pattern and policy, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        pattern: &str,
+        strip_prefix: Option<&str>,
+        scopes: &[&str],
+        any_scopes: &[&str],
+        roles: &[&str],
+    ) -> Route {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        Route {
+            name: pattern.to_string(),
+            pattern: Pattern::parse(pattern).unwrap_or_else(|e| panic!("{e}")),
+            methods: None,
+            host: None,
+            upstream: Arc::new(Upstream {
+                name: "echo".into(),
+                target: UpstreamTarget::Echo,
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(1),
+                preserve_host: false,
+                pool_idle_timeout: Duration::from_secs(1),
+                pool_max_idle_per_host: 1,
+            }),
+            strip_prefix: strip_prefix.map(str::to_string),
+            auth: AuthMode::Required,
+            scopes: v(scopes),
+            any_scopes: v(any_scopes),
+            roles: v(roles),
+            pass_authorization: false,
+        }
+    }
+}

@@ -46,34 +46,9 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AuthMode, Upstream, UpstreamTarget};
-    use crate::policy::matcher::Pattern;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     fn route(scopes: &[&str], any: &[&str], roles: &[&str]) -> Route {
-        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-        Route {
-            name: "r".into(),
-            pattern: Pattern::parse("/x").expect("p"),
-            methods: None,
-            host: None,
-            upstream: Arc::new(Upstream {
-                name: "u".into(),
-                target: UpstreamTarget::Echo,
-                connect_timeout: Duration::from_secs(1),
-                response_timeout: Duration::from_secs(1),
-                preserve_host: false,
-                pool_idle_timeout: Duration::from_secs(1),
-                pool_max_idle_per_host: 1,
-            }),
-            strip_prefix: None,
-            auth: AuthMode::Required,
-            scopes: v(scopes),
-            any_scopes: v(any),
-            roles: v(roles),
-            pass_authorization: false,
-        }
+        Route::for_tests("/x", None, scopes, any, roles)
     }
 
     fn principal(scopes: &[&str], roles: &[&str]) -> Principal {

@@ -189,33 +189,9 @@ pub async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AuthMode, Upstream};
-    use crate::policy::matcher::Pattern;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     fn route(strip: Option<&str>) -> Route {
-        Route {
-            name: "r".into(),
-            pattern: Pattern::parse("/api/**").expect("p"),
-            methods: None,
-            host: None,
-            upstream: Arc::new(Upstream {
-                name: "u".into(),
-                target: UpstreamTarget::Echo,
-                connect_timeout: Duration::from_secs(1),
-                response_timeout: Duration::from_secs(1),
-                preserve_host: false,
-                pool_idle_timeout: Duration::from_secs(1),
-                pool_max_idle_per_host: 1,
-            }),
-            strip_prefix: strip.map(str::to_string),
-            auth: AuthMode::None,
-            scopes: Vec::new(),
-            any_scopes: Vec::new(),
-            roles: Vec::new(),
-            pass_authorization: false,
-        }
+        Route::for_tests("/api/**", strip, &[], &[], &[])
     }
 
     #[test]
