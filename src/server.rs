@@ -156,9 +156,9 @@ impl Gateway {
         {
             tracing::warn!("server.listen / server.admin_listen changed: the new addresses take effect on restart");
         }
-        self.shared
-            .snapshot
-            .store(Arc::new(Snapshot::new(config, self.shared.workers)));
+        let snapshot = Snapshot::new(config, self.shared.workers);
+        snapshot.start_background();
+        self.shared.snapshot.store(Arc::new(snapshot));
         tracing::info!("configuration reloaded");
     }
 
@@ -262,6 +262,10 @@ fn admin(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
         "/readyz" if shared.draining.load(Ordering::Relaxed) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "draining"}),
+        ),
+        "/readyz" if !shared.snapshot.load().is_ready() => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "waiting for issuer keys"}),
         ),
         "/readyz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
         _ => json_response(

@@ -35,6 +35,7 @@ use hyper::body::Incoming;
 
 use crate::auth::api_key::Presented;
 use crate::auth::bearer::{self, Bearer};
+use crate::auth::jwks::peek_issuer;
 use crate::auth::jwt::TokenError;
 use crate::auth::principal::Principal;
 use crate::body::Body;
@@ -165,7 +166,7 @@ type Admitted = Option<(Arc<Principal>, Vec<String>)>;
 /// Stages 11 (authenticate) and 12 (authorize) for a routed request: the verified
 /// principal and its effective scopes, `None` for an anonymous request the route
 /// admits, or the denial.
-fn admit(
+async fn admit(
     snap: &Snapshot,
     worker: usize,
     route: &Route,
@@ -191,7 +192,7 @@ fn admit(
                 ))
             }
             Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
-            Bearer::Token(token) => authenticate(snap, worker, token, &route.name)?,
+            Bearer::Token(token) => authenticate(snap, worker, token, &route.name).await?,
         },
     };
     let effective = scope::authorize(route, &principal, &snap.config.roles)
@@ -207,7 +208,7 @@ fn admit(
 /// `X-Forwarded-Uri`), sent by a trusted proxy only. The original path is
 /// canonicalized and routed exactly like a proxied request; the answer is `200` with
 /// the identity headers, or the same denial a proxied request would get.
-fn forward_auth(
+async fn forward_auth(
     req: &Request<Incoming>,
     snap: &Snapshot,
     peer: &Peer,
@@ -252,7 +253,7 @@ fn forward_auth(
         log.route = Some(route.name.clone());
     }
     let mut resp = Response::new(Body::Empty);
-    if let Some((p, effective)) = admit(snap, worker, route, h, log)? {
+    if let Some((p, effective)) = admit(snap, worker, route, h, log).await? {
         snap.identity.inject(
             resp.headers_mut(),
             &p,
@@ -263,23 +264,28 @@ fn forward_auth(
     Ok(resp)
 }
 
-/// Verifies a bearer token, through the worker's verified-token cache.
-fn authenticate(
+/// Verifies a bearer token, through the worker's verified-token cache. The token's
+/// (unverified) `iss` picks an external issuer when it names one; every other token
+/// is checked against Portcullis' own keys and issuer.
+async fn authenticate(
     snap: &Snapshot,
     worker: usize,
     token: &str,
     route: &str,
 ) -> Result<Arc<Principal>, GatewayError> {
-    let verifier = snap
-        .config
-        .tokens
-        .as_ref()
-        .ok_or(GatewayError::InvalidToken(TokenError::UnknownKey))?;
     let cache = snap.token_cache(worker);
     if let Some(p) = cache.and_then(|c| c.get(token)) {
         return Ok(p);
     }
-    let p = Arc::new(verifier.verify(token).map_err(|e| {
+    let external = peek_issuer(token).and_then(|iss| snap.issuer(&iss).cloned());
+    let verified = match external {
+        Some(client) => client.verify(token).await,
+        None => match snap.config.tokens.as_ref() {
+            Some(v) => v.verify(token),
+            None => Err(TokenError::UnknownKey),
+        },
+    };
+    let p = Arc::new(verified.map_err(|e| {
         tracing::debug!(reason = %e, route, "token refused");
         GatewayError::InvalidToken(e)
     })?);
@@ -332,7 +338,7 @@ async fn pipeline(
     }
     // 9: Portcullis' own endpoints
     if server.forward_auth_path.as_deref() == Some(canonical.as_str()) {
-        return forward_auth(&req, snap, peer, worker, log);
+        return forward_auth(&req, snap, peer, worker, log).await;
     }
     // 10
     let host = if snap.config.router.uses_hosts() {
@@ -349,7 +355,7 @@ async fn pipeline(
     // are added, so that `Connection: x-auth-subject` cannot remove them.
     let upgrade = headers::remove_hop_by_hop(req.headers_mut());
     // 11, 12, 14
-    if let Some((p, effective)) = admit(snap, worker, route, req.headers(), log)? {
+    if let Some((p, effective)) = admit(snap, worker, route, req.headers(), log).await? {
         snap.identity.inject(
             req.headers_mut(),
             &p,

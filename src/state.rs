@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use crate::auth::cache::TokenCache;
+use crate::auth::jwks::JwksClient;
 use crate::config::{Config, UpstreamTarget};
 use crate::middleware::identity::IdentityHeaders;
 use crate::proxy::pool::Pool;
@@ -29,6 +30,8 @@ pub struct Snapshot {
     clients: Vec<HashMap<String, Arc<Pool>>>,
     /// Verified-token caches, indexed by worker.
     token_caches: Vec<TokenCache>,
+    /// One JWKS client per `[[issuers]]` entry.
+    pub issuers: Vec<Arc<JwksClient>>,
 }
 
 impl Snapshot {
@@ -63,12 +66,37 @@ impl Snapshot {
         let token_caches = (0..workers.max(1))
             .map(|_| TokenCache::new(max_age, size))
             .collect();
+        let issuers = config
+            .issuers
+            .iter()
+            .cloned()
+            .map(JwksClient::new)
+            .collect();
         Snapshot {
             config,
             identity,
             clients,
             token_caches,
+            issuers,
         }
+    }
+
+    /// Starts the background work of this snapshot (JWKS refreshers) on the current
+    /// runtime; it stops by itself once the snapshot is dropped.
+    pub fn start_background(&self) {
+        for c in &self.issuers {
+            c.spawn_refresher();
+        }
+    }
+
+    /// Whether every external issuer's keys have been fetched once.
+    pub fn is_ready(&self) -> bool {
+        self.issuers.iter().all(|c| c.is_ready())
+    }
+
+    /// The external issuer whose `iss` this is.
+    pub fn issuer(&self, iss: &str) -> Option<&Arc<JwksClient>> {
+        self.issuers.iter().find(|c| c.config.issuer == iss)
     }
 
     /// A worker's verified-token cache.
@@ -94,8 +122,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, workers: usize) -> Arc<Shared> {
+        let snapshot = Snapshot::new(config, workers);
+        snapshot.start_background();
         Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(Snapshot::new(config, workers)),
+            snapshot: ArcSwap::from_pointee(snapshot),
             workers,
             draining: AtomicBool::new(false),
         })

@@ -123,6 +123,47 @@ impl Default for ClaimChecks {
     }
 }
 
+/// Reads the JOSE header: the algorithm (`None` if not one Portcullis accepts) and the
+/// `kid`. A `crit` header is refused: no extension is understood.
+pub fn decode_header_checked(
+    token: &str,
+) -> Result<(Option<Algorithm>, Option<String>), TokenError> {
+    let header_b64 = token.split('.').next().ok_or(TokenError::Malformed)?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+    if header.contains_key("crit") {
+        return Err(TokenError::BadHeader);
+    }
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::Malformed)?;
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(TokenError::Malformed),
+    };
+    Ok((parse_alg(alg), kid))
+}
+
+/// jsonwebtoken's error → the refusal reason.
+pub fn map_error(e: jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => TokenError::BadSignature,
+        K::ExpiredSignature => TokenError::Expired,
+        K::ImmatureSignature => TokenError::NotYetValid,
+        K::InvalidIssuer => TokenError::WrongIssuer,
+        K::InvalidAudience => TokenError::WrongAudience,
+        K::InvalidAlgorithm => TokenError::WrongAlgorithm,
+        K::MissingRequiredClaim(_) | K::Json(_) => TokenError::BadClaims,
+        _ => TokenError::Malformed,
+    }
+}
+
 /// Verifies tokens against the configured keys and claims rules.
 #[derive(Debug)]
 pub struct Verifier {
@@ -218,42 +259,13 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
-        let header_b64 = token.split('.').next().ok_or(TokenError::Malformed)?;
-        let header_json = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        let header: Map<String, Value> =
-            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-        if header.contains_key("crit") {
-            return Err(TokenError::BadHeader);
-        }
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::Malformed)?;
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(k)) => Some(k.as_str()),
-            Some(_) => return Err(TokenError::Malformed),
-        };
-        let key = self.key_for(kid, parse_alg(alg))?;
-        if parse_alg(alg) != Some(key.alg) {
+        let (alg, kid) = decode_header_checked(token)?;
+        let key = self.key_for(kid.as_deref(), alg)?;
+        if alg != Some(key.alg) {
             return Err(TokenError::WrongAlgorithm);
         }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::InvalidSignature => TokenError::BadSignature,
-                    K::ExpiredSignature => TokenError::Expired,
-                    K::ImmatureSignature => TokenError::NotYetValid,
-                    K::InvalidIssuer => TokenError::WrongIssuer,
-                    K::InvalidAudience => TokenError::WrongAudience,
-                    K::InvalidAlgorithm => TokenError::WrongAlgorithm,
-                    K::MissingRequiredClaim(_) | K::Json(_) => TokenError::BadClaims,
-                    _ => TokenError::Malformed,
-                }
-            })?;
+            .map_err(map_error)?;
         let claims = data.claims;
         let now = now_secs();
         let iat = match claims.get("iat") {

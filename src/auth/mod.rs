@@ -3,5 +3,6 @@
 pub mod api_key;
 pub mod bearer;
 pub mod cache;
+pub mod jwks;
 pub mod jwt;
 pub mod principal;

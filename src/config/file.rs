@@ -130,6 +130,51 @@ pub(crate) struct IdentityFile {
     pub api_key_header: String,
 }
 
+/// One `[[issuers]]` entry: an external IdP whose tokens are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssuerFile {
+    pub issuer: String,
+    pub jwks_url: Option<String>,
+    #[serde(default)]
+    pub discovery: bool,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default = "default_issuer_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_leeway")]
+    pub leeway: String,
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    #[serde(default = "default_min_refresh")]
+    pub min_refresh: String,
+    #[serde(default = "default_max_refresh")]
+    pub max_refresh: String,
+    #[serde(default = "default_kid_cooldown")]
+    pub unknown_kid_cooldown: String,
+}
+
+fn default_issuer_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_scope_claim() -> String {
+    "scope".into()
+}
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+fn default_min_refresh() -> String {
+    "1m".into()
+}
+fn default_max_refresh() -> String {
+    "1h".into()
+}
+fn default_kid_cooldown() -> String {
+    "30s".into()
+}
+
 /// One `[[api_keys]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

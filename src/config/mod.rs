@@ -21,6 +21,7 @@ use http::{HeaderName, Method};
 use ipnet::IpNet;
 
 use crate::auth::api_key::ApiKeys;
+use crate::auth::jwks::IssuerConfig;
 use crate::auth::jwt::Verifier;
 use crate::policy::matcher::{Pattern, Routable, Router};
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub claim_headers: Vec<(String, HeaderName)>,
     /// `[[api_keys]]` and the header they come in; `None` when none is configured.
     pub api_keys: Option<ApiKeys>,
+    /// `[[issuers]]`: external IdPs.
+    pub issuers: Vec<IssuerConfig>,
 }
 
 /// `[server]`, typed.

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
 use super::file::{
-    ApiKeyFile, IdentityFile, KeyFile, RouteFile, ServerFile, TokensFile, UpstreamFile,
+    ApiKeyFile, IdentityFile, IssuerFile, KeyFile, RouteFile, ServerFile, TokensFile, UpstreamFile,
 };
 use super::units::{parse_duration, parse_size};
 use super::{
@@ -20,7 +20,7 @@ use super::{
 use crate::auth::jwt::{decoding_key, parse_alg, ClaimChecks, Verifier};
 use crate::policy::matcher::{Pattern, Router};
 
-const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity";
+const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers";
 
 /// Collects issues while validating.
 #[derive(Default)]
@@ -109,6 +109,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut roles_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut identity_file = Some(IdentityFile::default());
     let mut api_key_files: Vec<Option<ApiKeyFile>> = Vec::new();
+    let mut issuer_files: Vec<Option<IssuerFile>> = Vec::new();
     for (key, value) in table {
         match key.as_str() {
             "server" => server_file = issues.section("server".into(), value),
@@ -116,6 +117,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "roles" => roles_file = issues.section("roles".into(), value).unwrap_or_default(),
             "identity" => identity_file = issues.section("identity".into(), value),
             "api_keys" => api_key_files = issues.array("api_keys", value),
+            "issuers" => issuer_files = issues.array("issuers", value),
             "upstreams" => upstream_files = issues.array("upstreams", value),
             "routes" => route_files = issues.array("routes", value),
             other => issues.add(
@@ -145,6 +147,11 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let claim_headers = identity_file
         .map(|i| claim_headers(&mut issues, i, &prefix))
         .unwrap_or_default();
+    let issuers = issuers(
+        &mut issues,
+        &issuer_files,
+        tokens.as_ref().map(|t| t.issuer.as_str()),
+    );
     let api_keys = api_keys(
         &mut issues,
         &api_key_files,
@@ -161,6 +168,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             roles: roles_file.into_iter().collect(),
             claim_headers,
             api_keys,
+            issuers,
         }),
         _ => Err(fail(issues)),
     }
@@ -183,7 +191,7 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
         .admin_listen
         .as_deref()
         .and_then(|a| addr(issues, "admin_listen", a));
-    if admin_listen.is_some() && admin_listen == Some(listen) {
+    if admin_listen.is_some() && admin_listen == Some(listen) && listen.port() != 0 {
         issues.add(
             "server.admin_listen",
             "is the same address as server.listen",
@@ -807,6 +815,84 @@ fn api_keys(
         ));
     }
     (!keys.is_empty()).then(|| ApiKeys::new(name, keys))
+}
+
+fn issuers(
+    issues: &mut Issues,
+    files: &[Option<IssuerFile>],
+    own: Option<&str>,
+) -> Vec<crate::auth::jwks::IssuerConfig> {
+    use crate::auth::jwks::{ClaimPath, IssuerConfig, JwksSource};
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let Some(f) = f else { continue };
+        let key = |k: &str| format!("issuers[{i}].{k}");
+        if f.issuer.is_empty() || !seen.insert(f.issuer.clone()) || Some(f.issuer.as_str()) == own {
+            issues.add(
+                key("issuer"),
+                format!(
+                    "\"{}\" is empty, repeated, or Portcullis' own issuer",
+                    f.issuer
+                ),
+                "give each external issuer's exact `iss` value once",
+            );
+        }
+        let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        let source = match (&f.jwks_url, f.discovery) {
+            (Some(u), false) if url_ok(u) => Some(JwksSource::Url(u.clone())),
+            (None, true) if url_ok(&f.issuer) => Some(JwksSource::Discovery),
+            _ => {
+                issues.add(key("jwks_url"), "needs exactly one of jwks_url (an http(s) URL) and discovery = true (with an http(s) issuer)", "set jwks_url = \"https://idp.example.com/.../jwks\" or discovery = true");
+                None
+            }
+        };
+        if f.audiences.is_empty() {
+            issues.add(
+                key("audiences"),
+                "no audience configured; no token could be accepted",
+                "list the audiences this gateway accepts, e.g. [\"api\"]",
+            );
+        }
+        let mut algorithms = Vec::new();
+        for a in &f.algorithms {
+            match parse_alg(a) {
+                Some(jsonwebtoken::Algorithm::HS256) | None => issues.add(
+                    key("algorithms"),
+                    format!("\"{a}\" is not accepted from a JWKS"),
+                    "use RS256, ES256 or EdDSA",
+                ),
+                Some(alg) => algorithms.push(alg),
+            }
+        }
+        let leeway = issues.duration(key("leeway"), &f.leeway);
+        let min_refresh = issues.duration(key("min_refresh"), &f.min_refresh);
+        let max_refresh = issues.duration(key("max_refresh"), &f.max_refresh);
+        let unknown_kid_cooldown =
+            issues.duration(key("unknown_kid_cooldown"), &f.unknown_kid_cooldown);
+        if min_refresh > max_refresh {
+            issues.add(
+                key("min_refresh"),
+                "is longer than max_refresh",
+                "make min_refresh ≤ max_refresh",
+            );
+        }
+        if let Some(source) = source {
+            out.push(IssuerConfig {
+                issuer: f.issuer.clone(),
+                source,
+                audiences: f.audiences.clone(),
+                algorithms,
+                leeway,
+                scope_claim: ClaimPath(f.scope_claim.clone()),
+                roles_claim: ClaimPath(f.roles_claim.clone()),
+                min_refresh,
+                max_refresh: max_refresh.max(Duration::from_secs(1)),
+                unknown_kid_cooldown,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

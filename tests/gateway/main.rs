@@ -5,6 +5,7 @@ mod auth;
 mod canonical;
 mod cli;
 mod forward_auth;
+mod issuers;
 mod pool;
 mod proxying;
 mod routing;

@@ -217,3 +217,25 @@ fn public_routes_cannot_require_scopes() {
     let k = keys("[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\"\nauth=\"none\"\nscopes=[\"x\"]\n[[routes]]\npath=\"/b\"\nupstream=\"a\"\nscopes=[\"bad scope\"]\n");
     assert_eq!(k, vec!["routes[0].auth", "routes[1].scopes"]);
 }
+
+#[test]
+fn issuers_are_checked() {
+    let base = "[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\"\n";
+    let good = format!("{base}[[issuers]]\nissuer=\"https://idp.test/\"\ndiscovery=true\naudiences=[\"api\"]\nroles_claim=\"realm_access.roles\"\n");
+    assert_eq!(parse(&good).expect("valid").issuers.len(), 1);
+    let bad = format!(
+        "{base}[[issuers]]\nissuer=\"https://idp.test/\"\ndiscovery=true\njwks_url=\"https://idp.test/jwks\"\nalgorithms=[\"HS256\"]\n\
+         [[issuers]]\nissuer=\"https://idp.test/\"\njwks_url=\"ftp://x\"\naudiences=[\"api\"]\nmin_refresh=\"2h\"\n"
+    );
+    let k = keys(&bad);
+    for want in [
+        "issuers[0].jwks_url",
+        "issuers[0].audiences",
+        "issuers[0].algorithms",
+        "issuers[1].issuer",
+        "issuers[1].jwks_url",
+        "issuers[1].min_refresh",
+    ] {
+        assert!(k.contains(&want.to_string()), "missing {want} in {k:?}");
+    }
+}

@@ -1,0 +1,398 @@
+//! External issuers (`[[issuers]]`): tokens signed by an IdP (Keycloak, Auth0, an
+//! OAuth proxy…), verified with the keys it publishes as a JWKS.
+//!
+//! The JWKS client is built to survive a misbehaving IdP and a hostile client:
+//! - keys are fetched at start (`/readyz` answers 503 until every issuer has keys),
+//!   then refreshed in the background at the `Cache-Control: max-age` the IdP gives,
+//!   clamped to `[min_refresh, max_refresh]`;
+//! - while the IdP is down the last keys keep serving; retries back off exponentially
+//!   from one second up to `max_refresh`;
+//! - one task per issuer does every fetch, so there is never more than one fetch at a
+//!   time;
+//! - a token with an unknown `kid` (key rotation) asks that task for a refetch and waits
+//!   for it briefly, but at most once per `unknown_kid_cooldown`: forged `kid`s cannot
+//!   make Portcullis hammer the IdP;
+//! - the issuer is chosen by the token's `iss` among the configured ones, never by
+//!   trying keys; each issuer's keys verify only the algorithms configured for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use tokio::sync::{watch, Notify};
+
+use super::jwt::{decode_header_checked, TokenError, MAX_TOKEN_BYTES};
+use super::principal::Principal;
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    /// `<issuer>/.well-known/openid-configuration` → `jwks_uri`.
+    Discovery,
+}
+
+/// A claim addressed by a path: a literal claim name (URLs with dots included) is
+/// tried first, then the dotted path (`realm_access.roles`).
+#[derive(Debug, Clone)]
+pub struct ClaimPath(pub String);
+
+impl ClaimPath {
+    pub fn get<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
+        if let Some(v) = claims.get(&self.0) {
+            return Some(v);
+        }
+        let mut parts = self.0.split('.');
+        let mut cur = claims.get(parts.next()?)?;
+        for p in parts {
+            cur = cur.as_object()?.get(p)?;
+        }
+        Some(cur)
+    }
+}
+
+/// One `[[issuers]]` entry, typed.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub issuer: String,
+    pub source: JwksSource,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: Duration,
+    pub scope_claim: ClaimPath,
+    pub roles_claim: ClaimPath,
+    pub min_refresh: Duration,
+    pub max_refresh: Duration,
+    pub unknown_kid_cooldown: Duration,
+}
+
+type KeySet = HashMap<String, (Algorithm, Arc<DecodingKey>)>;
+
+/// The keys of one issuer and the task that keeps them fresh.
+pub struct JwksClient {
+    pub config: IssuerConfig,
+    keys: ArcSwap<KeySet>,
+    /// Bumped after every fetch attempt, so waiters can tell it happened.
+    version: watch::Sender<u64>,
+    refetch: Arc<Notify>,
+    last_refetch_request: Mutex<Option<Instant>>,
+    fetches: AtomicU64,
+    ready: AtomicBool,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for JwksClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksClient")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// JWK → (algorithm, key), when the algorithm is one the issuer allows.
+fn decode_jwk(
+    jwk: &jsonwebtoken::jwk::Jwk,
+    allowed: &[Algorithm],
+) -> Option<(Algorithm, DecodingKey)> {
+    let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+        (Some(a), _) => match a {
+            jsonwebtoken::jwk::KeyAlgorithm::RS256 => Algorithm::RS256,
+            jsonwebtoken::jwk::KeyAlgorithm::ES256 => Algorithm::ES256,
+            jsonwebtoken::jwk::KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+            _ => return None,
+        },
+        (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+        (None, AlgorithmParameters::EllipticCurve(_)) => Algorithm::ES256,
+        (None, AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
+        // Symmetric keys are never accepted from a JWKS.
+        (None, AlgorithmParameters::OctetKey(_)) => return None,
+    };
+    if !allowed.contains(&alg) {
+        return None;
+    }
+    DecodingKey::from_jwk(jwk).ok().map(|k| (alg, k))
+}
+
+/// `max-age` from a `Cache-Control` header.
+fn max_age(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    v.split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+impl JwksClient {
+    pub fn new(config: IssuerConfig) -> Arc<JwksClient> {
+        // reqwest's rustls needs a process-wide crypto provider; ring is already in
+        // the tree (jsonwebtoken). Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap_or_default();
+        Arc::new(JwksClient {
+            config,
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            version: watch::channel(0).0,
+            refetch: Arc::new(Notify::new()),
+            last_refetch_request: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            http,
+        })
+    }
+
+    /// Whether keys were fetched at least once.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Number of JWKS fetches attempted (for tests and metrics).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    async fn jwks_url(&self) -> Result<String, String> {
+        match &self.config.source {
+            JwksSource::Url(u) => Ok(u.clone()),
+            JwksSource::Discovery => {
+                let base = self.config.issuer.trim_end_matches('/');
+                let url = format!("{base}/.well-known/openid-configuration");
+                let doc: Value = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| format!("discovery {url}: {e}"))?
+                    .json()
+                    .await
+                    .map_err(|e| format!("discovery {url}: {e}"))?;
+                doc.get("jwks_uri")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("discovery {url}: no jwks_uri"))
+            }
+        }
+    }
+
+    /// Fetches the key set once; returns the IdP's max-age, if it gave one.
+    async fn fetch(&self) -> Result<Option<Duration>, String> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let url = self.jwks_url().await?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("{url}: {e}"))?;
+        let age = max_age(resp.headers());
+        let set: JwkSet = resp
+            .json()
+            .await
+            .map_err(|e| format!("{url}: not a JWKS: {e}"))?;
+        let mut keys = KeySet::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            if let Some((alg, key)) = decode_jwk(jwk, &self.config.algorithms) {
+                keys.insert(kid, (alg, Arc::new(key)));
+            }
+        }
+        if keys.is_empty() {
+            return Err(format!(
+                "{url}: no usable key (with a kid and an allowed algorithm)"
+            ));
+        }
+        self.keys.store(Arc::new(keys));
+        self.ready.store(true, Ordering::Relaxed);
+        Ok(age)
+    }
+
+    /// The refresh loop; ends when the client is dropped (a reload replaces it).
+    pub fn spawn_refresher(self: &Arc<Self>) {
+        let weak: Weak<JwksClient> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let Some(me) = weak.upgrade() else { return };
+                let wait = match me.fetch().await {
+                    Ok(age) => {
+                        backoff = Duration::from_secs(1);
+                        age.unwrap_or(me.config.max_refresh)
+                            .clamp(me.config.min_refresh, me.config.max_refresh)
+                    }
+                    Err(e) => {
+                        tracing::warn!(issuer = %me.config.issuer, error = %e, retry_in = ?backoff, "JWKS fetch failed; keeping the last keys");
+                        let b = backoff;
+                        backoff = (backoff * 2).min(me.config.max_refresh);
+                        b
+                    }
+                };
+                me.version.send_modify(|v| *v += 1);
+                // Wait without keeping the client alive: a reload drops it.
+                let refetch = me.refetch.clone();
+                drop(me);
+                let notified = refetch.notified();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = notified => {}
+                }
+            }
+        });
+    }
+
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Option<(Algorithm, Arc<DecodingKey>)> {
+        let keys = self.keys.load();
+        match kid {
+            Some(k) => keys.get(k).cloned(),
+            None => {
+                let mut same = keys.values().filter(|(a, _)| *a == alg);
+                match (same.next(), same.next()) {
+                    (Some(k), None) => Some(k.clone()),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// The key for a token; an unknown `kid` triggers at most one refetch per cooldown.
+    async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Option<(Algorithm, Arc<DecodingKey>)> {
+        if let Some(k) = self.lookup(kid, alg) {
+            return Some(k);
+        }
+        let allowed = {
+            let mut last = self
+                .last_refetch_request
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let ok = last.is_none_or(|t| t.elapsed() >= self.config.unknown_kid_cooldown);
+            if ok {
+                *last = Some(Instant::now());
+            }
+            ok
+        };
+        if !allowed {
+            return None;
+        }
+        let mut rx = self.version.subscribe();
+        rx.borrow_and_update();
+        self.refetch.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(3), rx.changed()).await;
+        self.lookup(kid, alg)
+    }
+
+    /// Verifies a token of this issuer.
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let (alg, kid) = decode_header_checked(token)?;
+        let alg = alg
+            .filter(|a| self.config.algorithms.contains(a))
+            .ok_or(TokenError::WrongAlgorithm)?;
+        let (key_alg, key) = self
+            .key_for(kid.as_deref(), alg)
+            .await
+            .ok_or(TokenError::UnknownKey)?;
+        if key_alg != alg {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let mut v = Validation::new(alg);
+        v.leeway = self.config.leeway.as_secs();
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.set_issuer(&[self.config.issuer.as_str()]);
+        v.set_audience(&self.config.audiences);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
+            .map_err(super::jwt::map_error)?
+            .claims;
+        let mut normalized = claims.clone();
+        if let Some(s) = self.config.scope_claim.get(&claims) {
+            normalized.insert("scope".into(), s.clone());
+        }
+        match self.config.roles_claim.get(&claims) {
+            Some(r) => normalized.insert("roles".into(), r.clone()),
+            None => normalized.remove("roles"),
+        };
+        Principal::from_claims(normalized, &self.config.issuer)
+    }
+}
+
+/// Reads `iss` from a token's payload without verifying anything: only to choose which
+/// issuer's rules and keys will verify it.
+pub fn peek_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let v: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claim_paths() {
+        let c: Map<String, Value> = serde_json::from_value(json!({
+            "realm_access": {"roles": ["admin"]},
+            "https://example.com/roles": ["ops"],
+            "scp": ["a", "b"]
+        }))
+        .expect("map");
+        assert_eq!(
+            ClaimPath("realm_access.roles".into()).get(&c),
+            Some(&json!(["admin"]))
+        );
+        assert_eq!(
+            ClaimPath("https://example.com/roles".into()).get(&c),
+            Some(&json!(["ops"]))
+        );
+        assert_eq!(ClaimPath("scp".into()).get(&c), Some(&json!(["a", "b"])));
+        assert_eq!(ClaimPath("realm_access.missing".into()).get(&c), None);
+        assert_eq!(ClaimPath("scp.x".into()).get(&c), None);
+    }
+
+    #[test]
+    fn max_age_is_read() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::CACHE_CONTROL,
+            "public, max-age=300, must-revalidate".parse().expect("hv"),
+        );
+        assert_eq!(max_age(&h), Some(Duration::from_secs(300)));
+        h.insert(
+            reqwest::header::CACHE_CONTROL,
+            "no-cache".parse().expect("hv"),
+        );
+        assert_eq!(max_age(&h), None);
+    }
+
+    #[test]
+    fn issuer_is_peeked_without_verification() {
+        use base64::Engine as _;
+        let p = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"iss":"https://idp.test/"}"#);
+        assert_eq!(
+            peek_issuer(&format!("e30.{p}.sig")).as_deref(),
+            Some("https://idp.test/")
+        );
+        assert_eq!(peek_issuer("garbage"), None);
+    }
+}

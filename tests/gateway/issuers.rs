@@ -1,0 +1,298 @@
+//! External issuers: a JWKS server on loopback (with OIDC discovery), Keycloak-shaped
+//! tokens, key rotation, forged kids, an IdP that goes down.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+struct Idp {
+    base: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    down: Arc<AtomicBool>,
+    fetches: Arc<AtomicUsize>,
+}
+
+fn jwk(file: &str, kid: &str) -> Value {
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIX}/{file}")).expect("jwk"))
+            .expect("json");
+    v["kid"] = json!(kid);
+    v
+}
+
+async fn idp(initial: Vec<Value>) -> Idp {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = l.local_addr().expect("addr");
+    let base = format!("http://{addr}");
+    let keys = Arc::new(Mutex::new(initial));
+    let down = Arc::new(AtomicBool::new(false));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (k, d, f, b) = (keys.clone(), down.clone(), fetches.clone(), base.clone());
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let (k, d, f, b) = (k.clone(), d.clone(), f.clone(), b.clone());
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let (k, d, f, b) = (k.clone(), d.clone(), f.clone(), b.clone());
+                async move {
+                    let resp = match req.uri().path() {
+                        "/.well-known/openid-configuration" => {
+                            Response::new(Full::new(Bytes::from(
+                                json!({"issuer": b, "jwks_uri": format!("{b}/jwks")}).to_string(),
+                            )))
+                        }
+                        "/jwks" => {
+                            f.fetch_add(1, Ordering::SeqCst);
+                            if d.load(Ordering::SeqCst) {
+                                Response::builder()
+                                    .status(503)
+                                    .body(Full::new(Bytes::new()))
+                                    .expect("resp")
+                            } else {
+                                let body = json!({"keys": *k.lock().expect("lock")}).to_string();
+                                Response::builder()
+                                    .header("cache-control", "public, max-age=3600")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .expect("resp")
+                            }
+                        }
+                        _ => Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::new()))
+                            .expect("resp"),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    Idp {
+        base,
+        keys,
+        down,
+        fetches,
+    }
+}
+
+fn token(iss: &str, kid: &str, keyfile: &str, extra: Value) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let mut claims = json!({"iss": iss, "aud": ["account", "api"], "sub": "kc-user", "exp": now + 300, "iat": now,
+                            "scp": ["items:read"], "realm_access": {"roles": ["admin"]}});
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some(kid.into());
+    let key = std::fs::read(format!("{FIX}/{keyfile}")).expect("key");
+    encode(&h, &claims, &EncodingKey::from_rsa_pem(&key).expect("pem")).expect("sign")
+}
+
+fn config(idp: &Idp, cooldown: &str) -> String {
+    format!(
+        r#"[server]
+admin_listen = "127.0.0.1:0"
+
+[[issuers]]
+issuer = "{base}"
+discovery = true
+audiences = ["api"]
+scope_claim = "scp"
+roles_claim = "realm_access.roles"
+unknown_kid_cooldown = "{cooldown}"
+
+[[upstreams]]
+name = "up"
+url = "http://{{UP}}"
+
+[[routes]]
+path = "/items/{{id}}"
+upstream = "up"
+scopes = ["items:read"]
+
+[[routes]]
+path = "/admin/**"
+upstream = "up"
+roles = ["admin"]
+"#,
+        base = idp.base
+    )
+}
+
+async fn ready(gw: &portcullis::Gateway) -> bool {
+    let admin = gw.admin_addr.expect("admin");
+    for _ in 0..100 {
+        if get(admin, "/readyz", &[]).await.status == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+fn bearer(t: &str) -> String {
+    format!("Authorization: Bearer {t}")
+}
+
+#[tokio::test]
+async fn keycloak_shaped_tokens_through_discovery() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
+    assert!(ready(&gw).await, "keys fetched at start");
+    let t = token(&idp.base, "k1", "rs256.key", json!({}));
+    assert_eq!(get(gw.addr, "/items/1", &[&bearer(&t)]).await.status, 200);
+    let h = up.last().headers;
+    assert_eq!(h["x-auth-subject"], "kc-user");
+    assert_eq!(h["x-auth-scopes"], "items:read");
+    assert_eq!(h["x-auth-roles"], "admin");
+    assert_eq!(h["x-auth-issuer"], idp.base.as_str());
+    assert_eq!(
+        get(gw.addr, "/admin/x", &[&bearer(&t)]).await.status,
+        200,
+        "realm_access.roles"
+    );
+
+    // Refused: another issuer, wrong audience, a key of the IdP's used with another kid's
+    // name, an HS256 token whose secret is the IdP's public key.
+    let other = token("https://evil.test/", "k1", "rs256.key", json!({}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&other)]).await.status,
+        401
+    );
+    let wrong_aud = token(&idp.base, "k1", "rs256.key", json!({"aud": "other"}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&wrong_aud)])
+            .await
+            .status,
+        401
+    );
+    let forged = token(&idp.base, "k1", "rs256b.key", json!({}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&forged)]).await.status,
+        401
+    );
+    let confusion = {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k1".into());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let claims = json!({"iss": idp.base, "aud": "api", "sub": "x", "exp": now + 60, "scp": ["items:read"]});
+        encode(
+            &h,
+            &claims,
+            &EncodingKey::from_secret(&std::fs::read(format!("{FIX}/rs256.pub")).expect("pub")),
+        )
+        .expect("sign")
+    };
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&confusion)])
+            .await
+            .status,
+        401
+    );
+    let no_scope = token(&idp.base, "k1", "rs256.key", json!({"scp": ["other"]}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&no_scope)]).await.status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn rotation_forged_kids_and_an_idp_outage() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "1s"), Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let start = idp.fetches.load(Ordering::SeqCst);
+
+    // Rotation: a new key appears at the IdP; the first token signed with it makes
+    // Portcullis refetch, and it is accepted.
+    idp.keys
+        .lock()
+        .expect("lock")
+        .push(jwk("rs256b.jwk.json", "k2"));
+    let rotated = token(&idp.base, "k2", "rs256b.key", json!({}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&rotated)]).await.status,
+        200
+    );
+    assert_eq!(
+        idp.fetches.load(Ordering::SeqCst),
+        start + 1,
+        "one refetch for the new kid"
+    );
+
+    // Forged kids: 40 tokens naming unknown keys cost at most one more fetch (cooldown).
+    for i in 0..40 {
+        let t = token(&idp.base, &format!("forged-{i}"), "rs256.key", json!({}));
+        assert_eq!(get(gw.addr, "/items/1", &[&bearer(&t)]).await.status, 401);
+    }
+    let after_forged = idp.fetches.load(Ordering::SeqCst);
+    assert!(
+        after_forged <= start + 2,
+        "forged kids caused {} fetches",
+        after_forged - start
+    );
+
+    // Outage: the IdP answers 503; the keys already fetched keep working.
+    idp.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown
+    let unknown = token(&idp.base, "k3", "rs256.key", json!({}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&unknown)]).await.status,
+        401
+    );
+    assert!(
+        idp.fetches.load(Ordering::SeqCst) > after_forged,
+        "a refetch was attempted while down"
+    );
+    let fresh = token(&idp.base, "k1", "rs256.key", json!({"sub": "after-outage"}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&fresh)]).await.status,
+        200,
+        "stale keys keep serving"
+    );
+    assert_eq!(up.last().headers["x-auth-subject"], "after-outage");
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_first_key_set() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    idp.down.store(true, Ordering::SeqCst);
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
+    let admin = gw.admin_addr.expect("admin");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 503, "no keys yet");
+    idp.down.store(false, Ordering::SeqCst);
+    // The retry backs off from one second.
+    assert!(ready(&gw).await, "ready once the IdP answers");
+    assert!(idp.fetches.load(Ordering::SeqCst) >= 2);
+}
