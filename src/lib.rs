@@ -11,7 +11,7 @@
 //! | [`middleware`] | request ids and header hygiene |
 //! | [`proxy`] | upstream clients, hop-by-hop and forwarded headers, the forward step, the echo upstream |
 //! | [`error`] | every failure → its JSON answer, in one match |
-//! | [`auth`] | Bearer extraction, JWT verification, the verified-token cache |
+//! | [`auth`] | Bearer extraction, JWT verification (own keys, external issuers' JWKS), API keys, the verified-token cache |
 //! | [`explain`] | `portcullis explain`: the pipeline's decision for one request, step by step |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 
