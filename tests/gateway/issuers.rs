@@ -228,7 +228,7 @@ async fn keycloak_shaped_tokens_through_discovery() {
 async fn rotation_forged_kids_and_an_idp_outage() {
     let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
     let up = Upstream::start().await;
-    let gw = gateway(&config(&idp, "1s"), Some(up.addr)).await;
+    let gw = gateway(&config(&idp, "2s"), Some(up.addr)).await;
     assert!(ready(&gw).await);
     let start = idp.fetches.load(Ordering::SeqCst);
 
@@ -263,7 +263,7 @@ async fn rotation_forged_kids_and_an_idp_outage() {
 
     // Outage: the IdP answers 503; the keys already fetched keep working.
     idp.down.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown
+    tokio::time::sleep(Duration::from_millis(2100)).await; // past the cooldown
     let unknown = token(&idp.base, "k3", "rs256.key", json!({}));
     assert_eq!(
         get(gw.addr, "/items/1", &[&bearer(&unknown)]).await.status,
