@@ -1,16 +1,12 @@
 //! Bearer authentication, per-route authorization and identity headers, end to end,
 //! with real signed tokens. Negative cases first.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn config() -> String {
     format!(
@@ -78,16 +74,6 @@ auth = "none"
     )
 }
 
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("time")
-            .as_secs(),
-    )
-    .expect("i64")
-}
-
 fn claims() -> Value {
     json!({"iss": "https://gw.test", "aud": "api", "sub": "alice", "exp": now() + 300, "iat": now(),
            "scope": "items:read", "roles": ["user"], "client_id": "web", "email": "alice@example.com"})
@@ -100,21 +86,11 @@ fn with(k: &str, v: Value) -> Value {
 }
 
 fn hs(claims: &Value) -> String {
-    let mut h = Header::new(Algorithm::HS256);
-    h.kid = Some("hs".into());
-    let secret = std::fs::read(format!("{FIX}/hs256.secret")).expect("secret");
-    encode(&h, claims, &EncodingKey::from_secret(&secret)).expect("sign")
+    sign(Algorithm::HS256, "hs", "hs256.secret", claims)
 }
 
 fn rs(claims: &Value) -> String {
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some("rs".into());
-    let key = std::fs::read(format!("{FIX}/rs256.key")).expect("key");
-    encode(&h, claims, &EncodingKey::from_rsa_pem(&key).expect("pem")).expect("sign")
-}
-
-fn bearer(t: &str) -> String {
-    format!("Authorization: Bearer {t}")
+    sign(Algorithm::RS256, "rs", "rs256.key", claims)
 }
 
 #[tokio::test]

@@ -1,14 +1,11 @@
 //! Forward-auth through a real nginx (`auth_request`), and the trust rule.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use crate::support::*;
-
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn config(trusted: &str) -> String {
     format!(
@@ -43,15 +40,13 @@ auth = "none"
 }
 
 fn token(scope: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
-    let claims = json!({"iss": "https://gw.test", "aud": "api", "sub": "alice", "exp": now + 300, "scope": scope});
-    let secret = std::fs::read(format!("{FIX}/hs256.secret")).expect("secret");
-    let mut h = Header::new(Algorithm::HS256);
-    h.kid = Some("hs".into());
-    encode(&h, &claims, &EncodingKey::from_secret(&secret)).expect("sign")
+    let claims = json!({"iss": "https://gw.test", "aud": "api", "sub": "alice", "exp": now() + 300, "scope": scope});
+    sign(
+        jsonwebtoken::Algorithm::HS256,
+        "hs",
+        "hs256.secret",
+        &claims,
+    )
 }
 
 /// nginx, killed when dropped.

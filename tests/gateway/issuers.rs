@@ -19,8 +19,6 @@ use tokio::net::TcpListener;
 
 use crate::support::*;
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
 struct Idp {
     base: String,
     keys: Arc<Mutex<Vec<Value>>>,
@@ -152,10 +150,6 @@ async fn ready(gw: &portcullis::Gateway) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-fn bearer(t: &str) -> String {
-    format!("Authorization: Bearer {t}")
 }
 
 #[tokio::test]

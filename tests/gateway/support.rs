@@ -248,3 +248,40 @@ pub async fn closed_port() -> SocketAddr {
     drop(l);
     a
 }
+
+/// Test-only keys (tests/fixtures).
+pub const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    i64::try_from(secs).expect("i64")
+}
+
+/// A token signed with the fixture key of that algorithm (`hs256.secret`, or the PEM
+/// private key `keyfile`), with that `kid`.
+pub fn sign(
+    alg: jsonwebtoken::Algorithm,
+    kid: &str,
+    keyfile: &str,
+    claims: &serde_json::Value,
+) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.into());
+    let material = std::fs::read(format!("{FIX}/{keyfile}")).expect("fixture key");
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(&material),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&material).expect("pem"),
+        other => panic!("no fixture for {other:?}"),
+    };
+    encode(&h, claims, &key).expect("sign")
+}
+
+/// `Authorization: Bearer <t>`.
+pub fn bearer(t: &str) -> String {
+    format!("Authorization: Bearer {t}")
+}
