@@ -10,7 +10,7 @@ use http::Method;
 
 use crate::auth::principal::Principal;
 use crate::config::{AuthMode, Config};
-use crate::policy::matcher::{method_allowed, split_path, Matched, Routable};
+use crate::policy::matcher::{method_allowed, normalize_host, split_path, Matched, Routable};
 use crate::policy::path::{canonicalize, split_target};
 use crate::policy::scope;
 
@@ -78,7 +78,7 @@ pub fn explain(
             .unwrap_or_default()
     );
 
-    let host = host.map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let host = host.and_then(normalize_host);
     let segs = split_path(&canonical);
     line(&mut out, "routes, most specific first:");
     let chosen = config.router.find(&method, host.as_deref(), &canonical);

@@ -42,7 +42,7 @@ use crate::body::Body;
 use crate::config::{AuthMode, Route};
 use crate::error::GatewayError;
 use crate::middleware::{hygiene, request_id};
-use crate::policy::matcher::Matched;
+use crate::policy::matcher::{normalize_host, Matched};
 use crate::policy::path::{canonicalize, split_target};
 use crate::policy::scope;
 use crate::proxy::forward::{self, Inbound};
@@ -240,8 +240,7 @@ async fn forward_auth(
         .get(&headers::X_FORWARDED_HOST)
         .or_else(|| h.get(HOST))
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<http::uri::Authority>().ok())
-        .map(|a| a.host().to_ascii_lowercase());
+        .and_then(normalize_host);
     if server.access_log {
         log.path = Some(format!(
             "{} {method} {canonical}",
@@ -301,8 +300,7 @@ fn routing_host<B>(req: &Request<B>) -> Option<String> {
         Some(h) => h.to_str().ok()?,
         None => req.uri().authority()?.as_str(),
     };
-    let authority: http::uri::Authority = raw.parse().ok()?;
-    Some(authority.host().to_ascii_lowercase())
+    normalize_host(raw)
 }
 
 async fn pipeline(

@@ -21,7 +21,7 @@ pub struct Principal {
 }
 
 /// Whether a claim value can travel in a header as it is (visible ASCII and spaces).
-fn header_safe(s: &str) -> bool {
+pub(crate) fn header_safe(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 

@@ -11,7 +11,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::auth::principal::Principal;
+use crate::auth::principal::{header_safe, Principal};
 
 /// The header names for one identity prefix, built once per configuration.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ impl IdentityHeaders {
                     .join(" "),
                 _ => continue,
             };
-            if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            if header_safe(&value) {
                 set(name, &value);
             }
         }

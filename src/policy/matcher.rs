@@ -164,6 +164,14 @@ pub fn split_path(path: &str) -> Vec<&str> {
     path.strip_prefix('/').unwrap_or(path).split('/').collect()
 }
 
+/// A `Host` value (or HTTP/2 authority) as routes compare it: lower-case, without the
+/// port (`API.Example.com:8080` → `api.example.com`, `[::1]:80` → `[::1]`); `None` if
+/// it is not a valid authority.
+pub fn normalize_host(raw: &str) -> Option<String> {
+    let authority: http::uri::Authority = raw.parse().ok()?;
+    Some(authority.host().to_ascii_lowercase())
+}
+
 /// The methods a route accepts; `None` = any.
 pub fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
     match methods {
