@@ -175,6 +175,7 @@ pub fn explain(
             issuer: String::new(),
             expires_at: 0,
             claims: Default::default(),
+            expand_roles: true,
         },
     };
     let _ = writeln!(

@@ -13,6 +13,8 @@
 //! | [`error`] | every failure → its JSON answer, in one match |
 //! | [`auth`] | Bearer extraction, JWT verification (own keys, external issuers' JWKS), API keys, the verified-token cache |
 //! | [`explain`] | `portcullis explain`: the pipeline's decision for one request, step by step |
+//! | [`token`] | the token service: `/token` grants, user store, password hashing, signing keys, JWKS and discovery, revocation |
+//! | [`ratelimit`] | keyed GCRA rate limiting with bounded memory |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 
 pub mod auth;
@@ -23,9 +25,11 @@ pub mod explain;
 pub mod middleware;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod server;
 pub mod stack;
 pub mod state;
+pub mod token;
 
 pub use config::Config;
 pub use server::Gateway;

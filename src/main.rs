@@ -1,4 +1,5 @@
-//! The `portcullis` command: `run` (default) and `check`.
+//! The `portcullis` command: `run` (default), `check`, `explain`, `users`, `keys`,
+//! `hash-password`, `api-key`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +47,19 @@ enum Command {
         #[arg(value_parser = ["generate", "hash"])]
         action: String,
     },
+    /// Manage the users of the configured store ([users] store).
+    Users {
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
+    /// Print an argon2id hash of a password read from a prompt or stdin (for
+    /// [[users.static]] and [[users.seed]]).
+    HashPassword,
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Show how a request would be handled: canonical path, routes, decision and why.
     /// Exit status 0 when it would be forwarded, 1 when refused.
     Explain {
@@ -69,11 +83,64 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user; the password is read from a prompt or stdin.
+    Add {
+        username: String,
+        /// Comma-separated roles from [roles].
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+    /// List users (store and static).
+    List,
+    /// Set a new password, read from a prompt or stdin.
+    Passwd {
+        username: String,
+    },
+    /// Replace a user's roles.
+    SetRoles {
+        username: String,
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+    /// Refuse a user's logins and refreshes from now on.
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
+    /// Delete a user and revoke their refresh tokens.
+    Remove {
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new key (ES256, EdDSA, HS256) into a directory and print its
+    /// [[tokens.keys]] entry.
+    Generate {
+        #[arg(long)]
+        alg: String,
+        #[arg(long)]
+        kid: String,
+        #[arg(long, default_value = "keys")]
+        out: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
         Command::ApiKey { action } => api_key(&action),
+        Command::Users { action } => report(users(&cli.config, action)),
+        Command::HashPassword => report(hash_password(&cli.config)),
+        Command::Keys {
+            action: KeysCommand::Generate { alg, kid, out },
+        } => report(portcullis::token::admin::generate_keys(&alg, &kid, &out)),
         Command::Explain {
             method,
             target,
@@ -135,6 +202,60 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Prints a command's output, or its error.
+fn report(r: anyhow::Result<String>) -> ExitCode {
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn users(path: &Path, action: UsersCommand) -> anyhow::Result<String> {
+    use portcullis::token::admin::{read_password, UsersAction as A};
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = config.token_service.as_ref().with_context(|| {
+        format!(
+            "{}: the token service is off; set [tokens] signing_key",
+            path.display()
+        )
+    })?;
+    let action = match action {
+        UsersCommand::Add { username, roles } => A::Add { username, roles },
+        UsersCommand::List => A::List,
+        UsersCommand::Passwd { username } => A::Passwd { username },
+        UsersCommand::SetRoles { username, roles } => A::SetRoles { username, roles },
+        UsersCommand::Disable { username } => A::Disable { username },
+        UsersCommand::Enable { username } => A::Enable { username },
+        UsersCommand::Remove { username } => A::Remove { username },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(portcullis::token::admin::users(
+        svc,
+        &config.roles,
+        action,
+        || read_password("password: "),
+    ))
+}
+
+fn hash_password(path: &Path) -> anyhow::Result<String> {
+    use portcullis::token::password::{Argon2Params, Hasher};
+    // The configured parameters when there is a usable configuration, else RFC 9106's.
+    let hasher = Config::load(path)
+        .ok()
+        .and_then(|c| c.token_service.map(|s| s.hasher))
+        .unwrap_or_else(|| Hasher::new(Argon2Params::default()));
+    let pw = portcullis::token::admin::read_password("password: ")?;
+    Ok(format!("{}\n", hasher.hash(&pw)?))
 }
 
 fn api_key(action: &str) -> ExitCode {
@@ -249,7 +370,7 @@ async fn serve(path: PathBuf, config: Config, workers: usize) -> anyhow::Result<
     use tokio::signal::unix::{signal, SignalKind};
     let gateway = Gateway::start_workers(config, workers)
         .await
-        .context("binding the listeners")?;
+        .context("starting (listeners, user store)")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

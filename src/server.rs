@@ -79,7 +79,18 @@ impl Gateway {
             .transpose()?;
         let drain = config.server.shutdown_drain;
         let builder = http_builder(&config);
-        let shared = Shared::new(config, workers);
+        let token_runtime = match &config.token_service {
+            Some(svc) => {
+                svc.persist_created_keys()?;
+                Some(
+                    crate::token::TokenRuntime::start(svc)
+                        .await
+                        .map_err(std::io::Error::other)?,
+                )
+            }
+            None => None,
+        };
+        let shared = Shared::new(config, workers, token_runtime);
         let (stop, stop_rx) = watch::channel(false);
         let mut done = Vec::with_capacity(workers + 1);
 
@@ -156,7 +167,25 @@ impl Gateway {
         {
             tracing::warn!("server.listen / server.admin_listen changed: the new addresses take effect on restart");
         }
-        let snapshot = Snapshot::new(config, self.shared.workers);
+        let mut token_runtime = old.token_runtime.clone();
+        if let Some(svc) = &config.token_service {
+            if let Err(e) = svc.persist_created_keys() {
+                tracing::error!(error = %e, "could not write a new signing key; keeping the old configuration");
+                return;
+            }
+            match &token_runtime {
+                Some(rt) if rt.store_url != svc.store_url => {
+                    tracing::warn!("users.store changed: the new store is used after a restart")
+                }
+                None => tracing::warn!(
+                    "the token service was turned on: it starts serving after a restart"
+                ),
+                Some(_) => {}
+            }
+        } else {
+            token_runtime = None;
+        }
+        let snapshot = Snapshot::new(config, self.shared.workers, token_runtime);
         snapshot.start_background();
         self.shared.snapshot.store(Arc::new(snapshot));
         tracing::info!("configuration reloaded");

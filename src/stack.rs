@@ -11,7 +11,11 @@
 //!  7 limits               declared body size (413), request deadline (504)
 //!  8 config snapshot      read once per request (hot reload)
 //!  9 own endpoints        forward-auth (server.forward_auth_path): 10–12 for the
-//!                         request a trusted proxy describes; 200 + identity headers
+//!                         request a trusted proxy describes; 200 + identity headers;
+//!                         the token service (token/): /token, /revoke, /register,
+//!                         /.well-known/{jwks.json, oauth-authorization-server,
+//!                         openid-configuration}; /token and /register rate limited
+//!                         per client IP + username
 //! 10 route match          method + host + canonical path → route | 404 | 405
 //! 11 authenticate         Bearer JWT → Principal | 401 (auth/)
 //! 12 authorize            route scopes / any_scopes / roles | 403 (policy/scope.rs)
@@ -19,8 +23,8 @@
 //! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
 //!                         streamed both ways, 502/504 on upstream failure
 //! ```
-//! Stages 5 (CORS), 9's OAuth endpoints and 13 (rate limit) arrive with their
-//! issues and slot in where DESIGN.md puts them.
+//! Stages 5 (CORS) and 13 (rate limit) arrive with their issues and slot in where
+//! DESIGN.md puts them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +52,7 @@ use crate::policy::scope;
 use crate::proxy::forward::{self, Inbound};
 use crate::proxy::headers;
 use crate::state::{Shared, Snapshot};
+use crate::token::endpoint::{self, Endpoint};
 
 /// What the access log records beyond status and timing.
 #[derive(Debug, Default)]
@@ -274,7 +279,7 @@ async fn authenticate(
 ) -> Result<Arc<Principal>, GatewayError> {
     let cache = snap.token_cache(worker);
     if let Some(p) = cache.and_then(|c| c.get(token)) {
-        return Ok(p);
+        return not_revoked(snap, p);
     }
     let external = peek_issuer(token).and_then(|iss| snap.issuer(&iss).cloned());
     let verified = match external {
@@ -291,7 +296,32 @@ async fn authenticate(
     if let Some(c) = cache {
         c.insert(token, p.clone(), p.expires_at);
     }
-    Ok(p)
+    not_revoked(snap, p)
+}
+
+/// Refuses an own token whose `jti` was revoked (`POST /revoke`). Checked after the
+/// cache too, so a revocation takes effect at once on the replica that took it and
+/// within the deny-list's sync interval on the others.
+fn not_revoked(snap: &Snapshot, p: Arc<Principal>) -> Result<Arc<Principal>, GatewayError> {
+    let Some(rt) = &snap.token_runtime else {
+        return Ok(p);
+    };
+    if rt.deny.is_empty()
+        || snap
+            .config
+            .tokens
+            .as_ref()
+            .is_none_or(|t| t.issuer != p.issuer)
+    {
+        return Ok(p);
+    }
+    match p.claims.get("jti").and_then(serde_json::Value::as_str) {
+        Some(jti) if rt.deny.contains(jti) => {
+            tracing::debug!("revoked token refused");
+            Err(GatewayError::InvalidToken(TokenError::Revoked))
+        }
+        _ => Ok(p),
+    }
 }
 
 /// The request's host for routing: lower-case, without the port.
@@ -337,6 +367,18 @@ async fn pipeline(
     // 9: Portcullis' own endpoints
     if server.forward_auth_path.as_deref() == Some(canonical.as_str()) {
         return forward_auth(&req, snap, peer, worker, log).await;
+    }
+    if let Some(svc) = &snap.config.token_service {
+        if let Some(ep) = Endpoint::at(svc, &canonical) {
+            if server.access_log {
+                log.route = Some(format!("portcullis:{}", ep.name()));
+            }
+            let ip = headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies);
+            let runtime = snap.token_runtime.as_deref();
+            let (resp, reason) = endpoint::serve(ep, req, ip, snap, svc, runtime).await;
+            log.reason = reason;
+            return Ok(resp);
+        }
     }
     // 10
     let host = if snap.config.router.uses_hosts() {

@@ -19,6 +19,7 @@ use crate::auth::jwks::JwksClient;
 use crate::config::{Config, UpstreamTarget};
 use crate::middleware::identity::IdentityHeaders;
 use crate::proxy::pool::Pool;
+use crate::token::TokenRuntime;
 
 /// One configuration and everything derived from it.
 #[derive(Debug)]
@@ -32,11 +33,17 @@ pub struct Snapshot {
     token_caches: Vec<TokenCache>,
     /// One JWKS client per `[[issuers]]` entry.
     pub issuers: Vec<Arc<JwksClient>>,
+    /// The token service's store and deny-list (kept across reloads).
+    pub token_runtime: Option<Arc<TokenRuntime>>,
 }
 
 impl Snapshot {
     /// Builds the upstream clients of every worker for a configuration.
-    pub fn new(config: Config, workers: usize) -> Snapshot {
+    pub fn new(
+        config: Config,
+        workers: usize,
+        token_runtime: Option<Arc<TokenRuntime>>,
+    ) -> Snapshot {
         let clients = (0..workers.max(1))
             .map(|_| {
                 config
@@ -78,6 +85,7 @@ impl Snapshot {
             clients,
             token_caches,
             issuers,
+            token_runtime,
         }
     }
 
@@ -121,8 +129,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, workers: usize) -> Arc<Shared> {
-        let snapshot = Snapshot::new(config, workers);
+    pub fn new(
+        config: Config,
+        workers: usize,
+        token_runtime: Option<Arc<TokenRuntime>>,
+    ) -> Arc<Shared> {
+        let snapshot = Snapshot::new(config, workers, token_runtime);
         snapshot.start_background();
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),

@@ -88,6 +88,7 @@ impl ApiKeys {
                 issuer: "api-key".into(),
                 expires_at: 0,
                 claims: Default::default(),
+                expand_roles: true,
             }),
             None => Presented::Unknown,
         }

@@ -123,6 +123,7 @@ mod tests {
             issuer: "i".into(),
             expires_at: 0,
             claims: Default::default(),
+            expand_roles: true,
         })
     }
 

@@ -327,7 +327,9 @@ impl JwksClient {
             Some(r) => normalized.insert("roles".into(), r.clone()),
             None => normalized.remove("roles"),
         };
-        Principal::from_claims(normalized, &self.config.issuer)
+        let mut p = Principal::from_claims(normalized, &self.config.issuer)?;
+        p.expand_roles = !super::jwt::is_at_jwt(token);
+        Ok(p)
     }
 }
 

@@ -53,6 +53,8 @@ pub enum TokenError {
     BadClaims,
     #[error("token lifetime too long")]
     LifetimeTooLong,
+    #[error("token revoked")]
+    Revoked,
 }
 
 /// One verification key, pinned to its algorithm.
@@ -147,6 +149,21 @@ pub fn decode_header_checked(
         Some(_) => return Err(TokenError::Malformed),
     };
     Ok((parse_alg(alg), kid))
+}
+
+/// Whether the (already verified) token's header says `typ: at+jwt` (RFC 9068).
+pub fn is_at_jwt(token: &str) -> bool {
+    let Some(Ok(header)) = token.split('.').next().map(|h| URL_SAFE_NO_PAD.decode(h)) else {
+        return false;
+    };
+    serde_json::from_slice::<Map<String, Value>>(&header)
+        .ok()
+        .and_then(|h| {
+            h.get("typ").and_then(Value::as_str).map(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// jsonwebtoken's error → the refusal reason.
@@ -285,7 +302,9 @@ impl Verifier {
                 return Err(TokenError::LifetimeTooLong);
             }
         }
-        Principal::from_claims(claims, &self.issuer)
+        let mut p = Principal::from_claims(claims, &self.issuer)?;
+        p.expand_roles = !is_at_jwt(token);
+        Ok(p)
     }
 }
 

@@ -18,6 +18,11 @@ pub struct Principal {
     pub expires_at: u64,
     /// Every claim, for configured claim → header mappings.
     pub claims: Map<String, Value>,
+    /// Whether `[roles]` adds the scopes of `roles` to `scopes`. Off for RFC 9068
+    /// tokens (`typ: at+jwt`, what the token service issues): their `scope` already is
+    /// what the roles granted, narrowed to the request, and expanding again would undo
+    /// the narrowing.
+    pub expand_roles: bool,
 }
 
 /// Whether a claim value can travel in a header as it is (visible ASCII and spaces).
@@ -77,6 +82,7 @@ impl Principal {
             issuer: issuer.to_string(),
             expires_at,
             claims,
+            expand_roles: true,
         })
     }
 }

@@ -102,6 +102,116 @@ pub(crate) struct TokensFile {
     pub cache_size: usize,
     #[serde(default)]
     pub keys: Vec<KeyFile>,
+    /// The `kid` that signs issued tokens; set, it turns the token service on.
+    pub signing_key: Option<String>,
+    #[serde(default = "default_access_ttl")]
+    pub access_ttl: String,
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_ttl: String,
+    /// "narrow" (default) or "reject".
+    #[serde(default = "default_scope_policy")]
+    pub scope_policy: String,
+    /// Public client used when a token request authenticates no client.
+    pub default_client: Option<String>,
+    /// Attempts on `/token` (password grant) and `/register` per client IP + username.
+    #[serde(default = "default_login_rate")]
+    pub login_rate: String,
+    /// Keys tracked by the login limiter.
+    #[serde(default = "default_login_rate_keys")]
+    pub login_rate_max_keys: usize,
+    /// Path prefix for /token, /revoke, /register.
+    #[serde(default)]
+    pub endpoint_prefix: String,
+}
+
+fn default_access_ttl() -> String {
+    "15m".into()
+}
+fn default_refresh_ttl() -> String {
+    "7d".into()
+}
+fn default_scope_policy() -> String {
+    "narrow".into()
+}
+fn default_login_rate() -> String {
+    "5/5s".into()
+}
+fn default_login_rate_keys() -> usize {
+    100_000
+}
+
+/// `[users]`: where users live and how passwords are hashed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsersFile {
+    /// `sqlite://path` (relative to the config file's folder) or `postgres://…`.
+    pub store: Option<String>,
+    /// Environment variable holding the store URL (for URLs with a password).
+    pub store_env: Option<String>,
+    #[serde(default = "default_argon2_memory")]
+    pub argon2_memory: String,
+    #[serde(default = "default_argon2_iterations")]
+    pub argon2_iterations: u32,
+    #[serde(default = "default_argon2_parallelism")]
+    pub argon2_parallelism: u32,
+    /// Read-only users (sidecar / GitOps deployments).
+    #[serde(default, rename = "static")]
+    pub static_users: Vec<UserFile>,
+    /// Inserted into the store on start when the username does not exist yet.
+    #[serde(default)]
+    pub seed: Vec<UserFile>,
+}
+
+fn default_argon2_memory() -> String {
+    "64MiB".into()
+}
+fn default_argon2_iterations() -> u32 {
+    3
+}
+fn default_argon2_parallelism() -> u32 {
+    4
+}
+
+/// A user declared in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserFile {
+    pub username: String,
+    /// argon2 PHC string (`portcullis hash-password`) or a bcrypt hash.
+    pub password_hash: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientFile {
+    pub client_id: String,
+    /// SHA-256 of the secret, hex; absent for a public client.
+    pub secret_sha256: Option<String>,
+    pub grants: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `[registration]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistrationFile {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_registration_roles")]
+    pub default_roles: Vec<String>,
+    #[serde(default = "default_min_password_length")]
+    pub min_password_length: usize,
+}
+
+fn default_registration_roles() -> Vec<String> {
+    vec!["user".into()]
+}
+fn default_min_password_length() -> usize {
+    12
 }
 
 /// One `[[tokens.keys]]` entry: a verification key, pinned to one algorithm.
@@ -116,6 +226,12 @@ pub(crate) struct KeyFile {
     pub secret_file: Option<String>,
     /// RS256 / ES256 / EdDSA: PEM file with the public key.
     pub public_key: Option<String>,
+    /// RS256 / ES256 / EdDSA: PEM file with the private key (signs; its public half
+    /// verifies and is published).
+    pub private_key: Option<String>,
+    /// ES256 / EdDSA: create `private_key` with a new key when the file is missing.
+    #[serde(default)]
+    pub create_if_missing: bool,
 }
 
 /// `[identity]`: what the upstream learns about the caller.

@@ -5,6 +5,7 @@
 //! the key and the fix. The rest of the crate only ever sees a valid `Config`.
 
 mod file;
+mod token_service;
 pub(crate) mod units;
 mod validate;
 
@@ -38,6 +39,8 @@ pub struct Config {
     /// `[tokens]`: verification of Portcullis' own access tokens; `None` = no key is
     /// configured, so no token can be valid.
     pub tokens: Option<Verifier>,
+    /// The token service (`/token`, JWKS, …), on when `[tokens] signing_key` is set.
+    pub token_service: Option<crate::token::TokenService>,
     /// `[roles]`: role → the scopes it grants.
     pub roles: HashMap<String, Vec<String>>,
     /// `[identity] claim_headers`: claim → header injected for authenticated requests.

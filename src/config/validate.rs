@@ -19,15 +19,22 @@ use super::{
 };
 use crate::auth::jwt::{decoding_key, parse_alg, ClaimChecks, Verifier};
 use crate::policy::matcher::{Pattern, Router};
+use crate::token::keys::{self, SigningKey};
 
-const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers";
+const SECTIONS: &str =
+    "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration";
 
 /// Collects issues while validating.
 #[derive(Default)]
-struct Issues(Vec<ConfigIssue>);
+pub(super) struct Issues(pub(super) Vec<ConfigIssue>);
 
 impl Issues {
-    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
+    pub(super) fn add(
+        &mut self,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.0.push(ConfigIssue {
             key: key.into(),
             problem: problem.into(),
@@ -35,21 +42,25 @@ impl Issues {
         });
     }
 
-    fn duration(&mut self, key: String, value: &str) -> Duration {
+    pub(super) fn duration(&mut self, key: String, value: &str) -> Duration {
         parse_duration(value).unwrap_or_else(|e| {
             self.add(key, format!("\"{value}\" is not a duration"), e);
             Duration::ZERO
         })
     }
 
-    fn size(&mut self, key: String, value: &str) -> u64 {
+    pub(super) fn size(&mut self, key: String, value: &str) -> u64 {
         parse_size(value).unwrap_or_else(|e| {
             self.add(key, format!("\"{value}\" is not a size"), e);
             0
         })
     }
 
-    fn section<T: DeserializeOwned>(&mut self, key: String, value: toml::Value) -> Option<T> {
+    pub(super) fn section<T: DeserializeOwned>(
+        &mut self,
+        key: String,
+        value: toml::Value,
+    ) -> Option<T> {
         match value.try_into::<T>() {
             Ok(v) => Some(v),
             Err(e) => {
@@ -64,7 +75,11 @@ impl Issues {
         }
     }
 
-    fn array<T: DeserializeOwned>(&mut self, key: &str, value: toml::Value) -> Vec<Option<T>> {
+    pub(super) fn array<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        value: toml::Value,
+    ) -> Vec<Option<T>> {
         match value {
             toml::Value::Array(items) => items
                 .into_iter()
@@ -110,6 +125,11 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut identity_file = Some(IdentityFile::default());
     let mut api_key_files: Vec<Option<ApiKeyFile>> = Vec::new();
     let mut issuer_files: Vec<Option<IssuerFile>> = Vec::new();
+    let mut service_files = super::token_service::Files {
+        users: None,
+        clients: Vec::new(),
+        registration: None,
+    };
     for (key, value) in table {
         match key.as_str() {
             "server" => server_file = issues.section("server".into(), value),
@@ -118,6 +138,11 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "identity" => identity_file = issues.section("identity".into(), value),
             "api_keys" => api_key_files = issues.array("api_keys", value),
             "issuers" => issuer_files = issues.array("issuers", value),
+            "users" => service_files.users = issues.section("users".into(), value),
+            "clients" => service_files.clients = issues.array("clients", value),
+            "registration" => {
+                service_files.registration = issues.section("registration".into(), value)
+            }
             "upstreams" => upstream_files = issues.array("upstreams", value),
             "routes" => route_files = issues.array("routes", value),
             other => issues.add(
@@ -138,7 +163,21 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let routes = routes(&mut issues, &route_files, &upstreams, &declared);
 
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let tokens = tokens_file.and_then(|t| tokens(&mut issues, t, base_dir));
+    let (tokens, own) = match tokens_file
+        .as_ref()
+        .and_then(|t| tokens(&mut issues, t, base_dir))
+    {
+        Some((v, own)) => (Some(v), own),
+        None => (None, OwnKeys::default()),
+    };
+    let token_service = super::token_service::token_service(
+        &mut issues,
+        tokens_file.as_ref(),
+        own,
+        service_files,
+        &roles_file,
+        base_dir,
+    );
     let prefix = server
         .as_ref()
         .map_or("x-auth-", |s| s.identity_header_prefix.as_str())
@@ -165,6 +204,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             upstreams,
             router: Router::new(routes),
             tokens,
+            token_service,
             roles: roles_file.into_iter().collect(),
             claim_headers,
             api_keys,
@@ -562,7 +602,17 @@ fn routes(
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-fn tokens(issues: &mut Issues, t: TokensFile, base_dir: &Path) -> Option<Verifier> {
+/// Keys Portcullis holds the private half of (or the HMAC secret).
+#[derive(Debug, Default)]
+pub(super) struct OwnKeys {
+    pub signing: Vec<SigningKey>,
+    /// Files to create at start (`create_if_missing`).
+    pub created: Vec<(std::path::PathBuf, String)>,
+}
+
+fn tokens(issues: &mut Issues, t: &TokensFile, base_dir: &Path) -> Option<(Verifier, OwnKeys)> {
+    let t = t.clone();
+    let mut own = OwnKeys::default();
     if t.issuer.trim().is_empty() {
         issues.add(
             "tokens.issuer",
@@ -615,7 +665,17 @@ fn tokens(issues: &mut Issues, t: TokensFile, base_dir: &Path) -> Option<Verifie
             );
             continue;
         };
+        if k.private_key.is_some() || k.create_if_missing {
+            if let Some((sk, dk)) = private_key(issues, &key(""), k, alg, base_dir, &mut own) {
+                keys.push((k.kid.clone(), alg, dk));
+                own.signing.push(sk);
+            }
+            continue;
+        }
         if let Some(material) = key_material(issues, &key(""), k, alg, base_dir) {
+            if alg == jsonwebtoken::Algorithm::HS256 {
+                own.signing.push(SigningKey::from_secret(&k.kid, &material));
+            }
             match decoding_key(alg, &material) {
                 Ok(dk) => keys.push((k.kid.clone(), alg, dk)),
                 Err(e) => issues.add(
@@ -645,7 +705,80 @@ fn tokens(issues: &mut Issues, t: TokensFile, base_dir: &Path) -> Option<Verifie
     let mut v = Verifier::new(t.issuer, t.audiences, leeway, max_lifetime, checks, keys);
     v.cache_max_age = cache_max_age;
     v.cache_size = t.cache_size;
-    Some(v)
+    Some((v, own))
+}
+
+/// Loads (or, with `create_if_missing` and no file, generates) a private signing key.
+fn private_key(
+    issues: &mut Issues,
+    prefix: &str,
+    k: &KeyFile,
+    alg: jsonwebtoken::Algorithm,
+    base_dir: &Path,
+    own: &mut OwnKeys,
+) -> Option<(SigningKey, jsonwebtoken::DecodingKey)> {
+    use jsonwebtoken::Algorithm::{EdDSA, ES256, HS256};
+    let Some(file) = &k.private_key else {
+        issues.add(
+            format!("{prefix}create_if_missing"),
+            "needs private_key, the file to create",
+            "set private_key = \"keys/signing.pem\"",
+        );
+        return None;
+    };
+    if alg == HS256 || k.public_key.is_some() || k.secret_env.is_some() || k.secret_file.is_some() {
+        issues.add(
+            format!("{prefix}private_key"),
+            format!("a {} key with private_key takes no other key material", k.alg),
+            "RS256/ES256/EdDSA: private_key alone (the public half is derived); HS256: secret_env or secret_file",
+        );
+        return None;
+    }
+    let path = base_dir.join(file);
+    let pem = match std::fs::read(&path) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && k.create_if_missing => {
+            if !matches!(alg, ES256 | EdDSA) {
+                issues.add(
+                    format!("{prefix}create_if_missing"),
+                    format!("{} keys cannot be generated by Portcullis", k.alg),
+                    "use ES256 or EdDSA, or create the key with openssl",
+                );
+                return None;
+            }
+            match keys::generate(alg) {
+                Ok(g) => {
+                    own.created.push((path.clone(), g.private.clone()));
+                    g.private.into_bytes()
+                }
+                Err(e) => {
+                    issues.add(
+                        format!("{prefix}private_key"),
+                        e,
+                        "create the key with `portcullis keys generate`",
+                    );
+                    return None;
+                }
+            }
+        }
+        Err(e) => {
+            issues.add(
+                format!("{prefix}private_key"),
+                format!("cannot read {}: {e}", path.display()),
+                "check the path (relative paths start at the config file's folder), or set create_if_missing = true",
+            );
+            return None;
+        }
+    };
+    SigningKey::from_private_pem(&k.kid, alg, &pem)
+        .map_err(|e| {
+            issues.add(
+                format!("{prefix}private_key"),
+                format!("{}: {e}", path.display()),
+                "point private_key at a PEM private key of the key's algorithm",
+            )
+        })
+        .ok()
 }
 
 /// Reads a key's material; `prefix` is `tokens.keys[i].`.

@@ -1,7 +1,8 @@
 //! Per-route authorization: does the verified principal hold what the route asks for?
 //!
 //! A principal's effective scopes are the scopes in its token plus, for each of its
-//! roles, the scopes `[roles]` maps that role to. A route may ask for `scopes` (all of
+//! roles, the scopes `[roles]` maps that role to (not for RFC 9068 tokens such as the
+//! token service's, whose `scope` is already the roles' grant, narrowed). A route may ask for `scopes` (all of
 //! them), `any_scopes` (at least one) and `roles` (at least one); every condition it
 //! states must hold.
 
@@ -13,6 +14,9 @@ use crate::config::Route;
 /// The principal's effective scopes: token scopes, then role-granted ones, no repeats.
 pub fn effective_scopes(p: &Principal, roles: &HashMap<String, Vec<String>>) -> Vec<String> {
     let mut out = p.scopes.clone();
+    if !p.expand_roles {
+        return out;
+    }
     for role in &p.roles {
         for s in roles.get(role).into_iter().flatten() {
             if !out.contains(s) {
@@ -60,6 +64,7 @@ mod tests {
             issuer: "i".into(),
             expires_at: 0,
             claims: Default::default(),
+            expand_roles: true,
         }
     }
 

@@ -1,0 +1,230 @@
+//! The token service: Portcullis' own OAuth 2.0 endpoints.
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST {prefix}/token` | password (RFC 6749 §4.3), refresh_token (§6), client_credentials (§4.4) grants |
+//! | `POST {prefix}/revoke` | RFC 7009: refresh tokens (their whole family) and access tokens (by `jti`) |
+//! | `POST {prefix}/register` | optional self-registration, default roles only |
+//! | `GET /.well-known/jwks.json` | the public signing keys (never an HMAC secret) |
+//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata |
+//!
+//! Access tokens are RFC 9068 JWTs (`typ: at+jwt`, `kid`) signed with
+//! `[tokens] signing_key`. Users come from the store (`store.rs`: SQLite by default,
+//! PostgreSQL for fleets) or from read-only `[[users.static]]` entries; passwords are
+//! argon2id (`password.rs`). `[roles]` maps a user's roles to the scopes a token may
+//! carry. `/token` and `/register` are rate limited per client IP + username
+//! (`crate::ratelimit`).
+//!
+//! The configuration half ([`TokenService`]) is part of [`crate::Config`] and is
+//! replaced on reload; the stateful half ([`TokenRuntime`]: the store connection pool
+//! and the revoked-`jti` deny-list) lives as long as the process.
+
+pub mod admin;
+pub mod denylist;
+pub mod endpoint;
+mod grants;
+pub mod keys;
+pub mod password;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use grants::valid_username;
+
+use crate::ratelimit::Limiter;
+use denylist::DenyList;
+use keys::SigningKey;
+use password::Hasher;
+use store::{Store, StoreError};
+
+/// Seconds since the epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What a token request may ask for beyond what the user's roles allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopePolicy {
+    /// Grant the allowed part; the response's `scope` shows it (default).
+    Narrow,
+    /// Refuse the request with `invalid_scope`.
+    Reject,
+}
+
+/// An OAuth grant Portcullis implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Password,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl Grant {
+    pub fn parse(s: &str) -> Option<Grant> {
+        match s {
+            "password" => Some(Grant::Password),
+            "refresh_token" => Some(Grant::RefreshToken),
+            "client_credentials" => Some(Grant::ClientCredentials),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Password => "password",
+            Grant::RefreshToken => "refresh_token",
+            Grant::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    /// SHA-256 of the secret (lower-case hex); `None` for a public client.
+    pub secret_sha256: Option<String>,
+    pub grants: Vec<Grant>,
+    /// Scopes this client may obtain; for the password grant an empty list means "no
+    /// limit beyond the user's roles".
+    pub scopes: Vec<String>,
+}
+
+/// A user declared in the configuration (`[[users.static]]` or `[[users.seed]]`).
+#[derive(Debug, Clone)]
+pub struct ConfigUser {
+    pub username: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+}
+
+/// `[registration]` when enabled.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub default_roles: Vec<String>,
+    pub min_password_length: usize,
+}
+
+/// The token service's configuration, typed and checked.
+#[derive(Debug)]
+pub struct TokenService {
+    /// `iss` of issued tokens and the metadata's `issuer` (no trailing `/`).
+    pub issuer: String,
+    /// `aud` of issued tokens.
+    pub audience: String,
+    pub signing: Arc<SigningKey>,
+    /// Public JWKs of every configured asymmetric key (rotation: all are published).
+    pub jwks: serde_json::Value,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub scope_policy: ScopePolicy,
+    /// The public client that requests without client authentication act as.
+    pub default_client: Option<String>,
+    pub clients: HashMap<String, Client>,
+    /// Path prefix of `/token`, `/revoke` and `/register` ("" or "/oauth"…).
+    pub endpoint_prefix: String,
+    /// The store URL (may hold a password: never logged).
+    pub store_url: String,
+    pub static_users: HashMap<String, ConfigUser>,
+    pub seed_users: Vec<ConfigUser>,
+    pub hasher: Hasher,
+    pub login_limiter: Limiter,
+    pub registration: Option<Registration>,
+    /// Signing keys created because `create_if_missing` found no file: written on start.
+    pub created_keys: Vec<(std::path::PathBuf, String)>,
+}
+
+impl TokenService {
+    /// The scopes a set of roles allows.
+    pub fn role_scopes(roles: &[String], map: &HashMap<String, Vec<String>>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in roles {
+            for s in map.get(r).into_iter().flatten() {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes the signing keys generated for missing files (mode 0600, never
+    /// overwriting a file that appeared meanwhile).
+    pub fn persist_created_keys(&self) -> std::io::Result<()> {
+        use std::io::Write as _;
+        for (path, pem) in &self.created_keys {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(path)?;
+            f.write_all(pem.as_bytes())?;
+            tracing::info!(path = %path.display(), "created a new signing key");
+        }
+        Ok(())
+    }
+}
+
+/// The token service's state: the store and the deny-list of revoked access tokens.
+#[derive(Debug)]
+pub struct TokenRuntime {
+    pub store: Store,
+    pub deny: Arc<DenyList>,
+    /// The URL the store was opened with (a reload naming another needs a restart).
+    pub store_url: String,
+}
+
+impl TokenRuntime {
+    /// Opens (creating and migrating) the store, seeds `[[users.seed]]` users that do
+    /// not exist yet, loads the deny-list and starts its periodic refresh.
+    pub async fn start(svc: &TokenService) -> Result<Arc<TokenRuntime>, StoreError> {
+        let store = Store::open(&svc.store_url).await?;
+        for u in &svc.seed_users {
+            if store
+                .add_user(&u.username, &u.password_hash, &u.roles)
+                .await?
+            {
+                tracing::info!(user = %u.username, "seeded a user into the store");
+            }
+        }
+        let deny = Arc::new(DenyList::default());
+        deny.replace(store.revoked_jtis().await?);
+        let rt = Arc::new(TokenRuntime {
+            store,
+            deny,
+            store_url: svc.store_url.clone(),
+        });
+        rt.spawn_deny_sync();
+        Ok(rt)
+    }
+
+    /// Every 5 s, the deny-list is reloaded from the store, so a revocation made on
+    /// another replica takes effect here too. Stops when the runtime is dropped.
+    fn spawn_deny_sync(self: &Arc<TokenRuntime>) {
+        let weak = Arc::downgrade(self);
+        self.store.spawn(async move {
+            let mut tick = tokio::time::interval(denylist::SYNC_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(rt) = weak.upgrade() else { return };
+                match rt.store.revoked_jtis().await {
+                    Ok(list) => rt.deny.replace(list),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not refresh the revoked-token list")
+                    }
+                }
+            }
+        });
+    }
+}
