@@ -61,8 +61,9 @@ pub enum Verdict {
 pub struct Hasher {
     params: Argon2Params,
     /// A hash of a random password with the current parameters, for unknown users
-    /// (made on first use).
-    dummy: std::sync::OnceLock<String>,
+    /// (made on first use, shared by every clone: a clone that made its own would
+    /// pay for a hash and a verification, and tell unknown users apart by time).
+    dummy: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 /// Why a hash could not be made.
@@ -74,7 +75,7 @@ impl Hasher {
     pub fn new(params: Argon2Params) -> Hasher {
         Hasher {
             params,
-            dummy: std::sync::OnceLock::new(),
+            dummy: std::sync::Arc::new(std::sync::OnceLock::new()),
         }
     }
 

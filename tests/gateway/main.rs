@@ -11,4 +11,5 @@ mod proxying;
 mod routing;
 mod shutdown;
 mod support;
+mod token;
 mod websocket;
