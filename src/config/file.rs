@@ -122,6 +122,11 @@ pub(crate) struct TokensFile {
     /// Path prefix for /token, /revoke, /register.
     #[serde(default)]
     pub endpoint_prefix: String,
+    /// Refuse a /token request without grant_type. Off by default: a form with
+    /// username and password is then the password grant, as FastAPI's
+    /// OAuth2PasswordRequestForm (grant_type optional) accepts it.
+    #[serde(default)]
+    pub require_grant_type: bool,
 }
 
 fn default_access_ttl() -> String {

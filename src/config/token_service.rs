@@ -338,6 +338,7 @@ pub(super) fn token_service(
         default_client: t.default_client.clone(),
         clients,
         endpoint_prefix: prefix,
+        require_grant_type: t.require_grant_type,
         store_url,
         static_users: static_users
             .into_iter()

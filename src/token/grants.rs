@@ -221,7 +221,16 @@ pub async fn token(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Response<Body>, OAuthError> {
-    let grant = form.require("grant_type", "grant_type is missing")?;
+    let grant = match form.get("grant_type") {
+        Some(g) => g,
+        None if !ctx.svc.require_grant_type
+            && form.get("username").is_some()
+            && form.get("password").is_some() =>
+        {
+            "password"
+        }
+        None => return Err(OAuthError::invalid_request("grant_type is missing")),
+    };
     let (client, auth) = authenticate_client(ctx.svc, headers, form)?;
     let grant = Grant::parse(grant).ok_or(OAuthError::new(
         StatusCode::BAD_REQUEST,

@@ -127,6 +127,9 @@ pub struct TokenService {
     pub clients: HashMap<String, Client>,
     /// Path prefix of `/token`, `/revoke` and `/register` ("" or "/oauth"…).
     pub endpoint_prefix: String,
+    /// Refuse a token request without `grant_type` (otherwise username + password
+    /// mean the password grant, as FastAPI's `OAuth2PasswordRequestForm` accepts).
+    pub require_grant_type: bool,
     /// The store URL (may hold a password: never logged).
     pub store_url: String,
     pub static_users: HashMap<String, ConfigUser>,

@@ -4,6 +4,7 @@
 mod auth;
 mod canonical;
 mod cli;
+mod clients;
 mod forward_auth;
 mod issuers;
 mod pool;

@@ -309,8 +309,8 @@ async fn every_token_error_answers_per_rfc_6749() {
             "invalid_request",
         ),
         (
-            "no grant_type",
-            "username=alice&password=wonderland".into(),
+            "no grant_type, no password",
+            "username=alice".into(),
             vec![],
             400,
             "invalid_request",
@@ -570,6 +570,33 @@ async fn without_a_default_client_the_client_must_identify_itself() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn grant_type_is_optional_for_username_and_password_unless_required() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let gw = gateway(
+        &config(&sqlite(dir.path()), "", ""),
+        Some(closed_port().await),
+    )
+    .await;
+    // FastAPI's OAuth2PasswordRequestForm clients may leave grant_type out.
+    let r = post(gw.addr, "/token", "username=alice&password=wonderland", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dir = tempfile::tempdir().expect("tmp");
+    let strict = gateway(
+        &config(&sqlite(dir.path()), "require_grant_type = true", ""),
+        Some(closed_port().await),
+    )
+    .await;
+    let r = post(
+        strict.addr,
+        "/token",
+        "username=alice&password=wonderland",
+        &[],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_request");
 }
 
 #[tokio::test]
