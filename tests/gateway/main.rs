@@ -8,6 +8,7 @@ mod clients;
 mod forward_auth;
 mod issuers;
 mod pool;
+mod postgres;
 mod proxying;
 mod routing;
 mod shutdown;
