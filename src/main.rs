@@ -199,6 +199,22 @@ fn check(path: &Path) -> ExitCode {
                     r.auth
                 );
             }
+            if let Some(s) = &c.token_service {
+                // The store URL may hold a password: only its kind (and a SQLite path).
+                let store = if s.store_url.starts_with("sqlite:") {
+                    s.store_url.clone()
+                } else {
+                    "postgres (URL not shown)".into()
+                };
+                println!(
+                    "token service: POST {p}/token, {p}/revoke{reg}; key {kid} ({alg:?}); store {store}; {n} client(s)",
+                    p = s.endpoint_prefix,
+                    reg = if s.registration.is_some() { format!(", {}/register", s.endpoint_prefix) } else { String::new() },
+                    kid = s.signing.kid,
+                    alg = s.signing.alg,
+                    n = s.clients.len(),
+                );
+            }
             ExitCode::SUCCESS
         }
     }

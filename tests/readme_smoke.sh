@@ -4,6 +4,9 @@
 set -Eeuo pipefail
 bin=$1 config=$2
 out=$(mktemp -d)
+# A copy, so that the store and the key it creates on first start land in $out.
+cp "$config" "$out/gateway.toml"
+config="$out/gateway.toml"
 "$bin" run --config "$config" >"$out/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$out"' EXIT
@@ -25,6 +28,29 @@ grep -q '"error":"unauthorized"' "$out/body" || fail "401 body"
 [[ $(status http://localhost:8080/nowhere) == 404 ]] || fail "404"
 [[ $(status --path-as-is 'http://localhost:8080/public/..%2fitems/42') == 400 ]] || fail "400 on encoded slash"
 [[ $(status http://127.0.0.1:9091/readyz) == 200 ]] || fail "readyz"
+
+# The token service: the README's curl session.
+[[ $(status -d grant_type=password -d username=johndoe -d password=secret localhost:8080/token) == 200 ]] || fail "password grant: $(cat "$out/body")"
+field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$out/body"; }
+access=$(field access_token) refresh=$(field refresh_token)
+[[ -n $access && -n $refresh ]] || fail "token response: $(cat "$out/body")"
+[[ $(field scope) == items:read ]] || fail "johndoe's scope"
+[[ $(status localhost:8080/items/42 -H "Authorization: Bearer $access" -H 'X-Auth-Subject: mallory') == 200 ]] || fail "token opens /items/42"
+grep -q '"x-auth-subject": "johndoe"' "$out/body" || fail "identity injected: $(cat "$out/body")"
+grep -qi 'mallory' "$out/body" && fail "forged identity header reached the upstream"
+[[ $(status -X POST localhost:8080/items/42 -H "Authorization: Bearer $access") == 403 ]] || fail "403 without items:write"
+grep -q '"error":"insufficient_scope"' "$out/body" || fail "403 body"
+printf '%s\n' "$access" | "$bin" explain --config "$config" GET /items/42 --token - >"$out/explain" || fail "explain allows: $(cat "$out/explain")"
+grep -q 'ALLOW' "$out/explain" || fail "explain says ALLOW: $(cat "$out/explain")"
+[[ $(status -d grant_type=refresh_token -d "refresh_token=$refresh" localhost:8080/token) == 200 ]] || fail "refresh"
+[[ $(status -d grant_type=refresh_token -d "refresh_token=$refresh" localhost:8080/token) == 400 ]] || fail "refresh token reuse"
+[[ $(status -d "token=$access" localhost:8080/revoke) == 200 ]] || fail "revoke"
+[[ $(status localhost:8080/items/42 -H "Authorization: Bearer $access") == 401 ]] || fail "revoked token"
+[[ $(status localhost:8080/.well-known/jwks.json) == 200 ]] || fail "jwks"
+grep -q '"kty":"EC"' "$out/body" || fail "jwks body"
+for _ in 1 2 3 4 5; do status -d grant_type=password -d username=alice -d password=guess localhost:8080/token >/dev/null; done
+[[ $(status -d grant_type=password -d username=alice -d password=guess localhost:8080/token) == 429 ]] || fail "login rate limit"
+[[ -f "$out/data/demo-es256.pem" && -f "$out/data/portcullis.db" ]] || fail "key and store created next to the config"
 grep -q '"target":"portcullis::access"' "$out/log" || fail "access log line"
 kill -TERM "$pid"
 wait "$pid" || fail "exit status after SIGTERM"

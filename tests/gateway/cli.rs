@@ -199,7 +199,7 @@ fn explain_reports_route_and_decision() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    // A token read from stdin (no keys in the bundled config: refused, and said why).
+    // A token read from stdin (not a JWT: refused, and said why).
     let mut child = bin()
         .args([
             "explain",
@@ -223,7 +223,7 @@ fn explain_reports_route_and_decision() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text.contains("DENY 401") && text.contains("no [tokens] keys"),
+        text.contains("DENY 401") && text.contains("malformed token"),
         "{text}"
     );
 
@@ -232,4 +232,179 @@ fn explain_reports_route_and_decision() {
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains("DENY 400"));
+}
+
+/// A config with the token service on a SQLite file in `dir`.
+fn token_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = crate::token::config(&crate::token::sqlite(dir), "login_rate = \"1000/1s\"", "")
+        .replace("{UP}", "127.0.0.1:9");
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, format!("[server]\nlisten = \"127.0.0.1:0\"\n{text}")).expect("write");
+    path
+}
+
+fn run_with_stdin(args: &[&str], config: &std::path::Path, stdin: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = bin()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn users_cli_manages_the_store_and_reads_passwords_from_stdin_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = token_config(dir.path());
+    let ok = |r: (bool, String, String)| {
+        assert!(r.0, "{}{}", r.1, r.2);
+        r.1
+    };
+    ok(run_with_stdin(
+        &["users", "add", "carol", "--roles", "user"],
+        &cfg,
+        "carol-password-1\n",
+    ));
+    // Taken names, unknown roles and empty passwords are refused.
+    let (good, _, err) = run_with_stdin(&["users", "add", "carol", "--roles", "user"], &cfg, "x\n");
+    assert!(!good && err.contains("exists"), "{err}");
+    let (good, _, err) = run_with_stdin(&["users", "add", "dave", "--roles", "root"], &cfg, "x\n");
+    assert!(!good && err.contains("not defined in [roles]"), "{err}");
+    let (good, _, err) = run_with_stdin(&["users", "add", "dave"], &cfg, "\n");
+    assert!(!good && err.contains("empty password"), "{err}");
+    let list = ok(run_with_stdin(&["users", "list"], &cfg, ""));
+    assert!(list.contains("carol\troles=user\tenabled"), "{list}");
+    assert!(!list.contains("carol-password"), "{list}");
+
+    // The gateway logs carol in; roles and state changes take effect.
+    let config = portcullis::config::Config::load(&cfg).expect("config");
+    let gw = portcullis::Gateway::start(config).await.expect("start");
+    let body = crate::token::login(gw.addr, "carol", "carol-password-1", "").await;
+    assert_eq!(body["scope"], "items:read");
+    ok(run_with_stdin(
+        &["users", "set-roles", "carol", "--roles", "admin,user"],
+        &cfg,
+        "",
+    ));
+    let body = crate::token::login(gw.addr, "carol", "carol-password-1", "").await;
+    assert_eq!(body["scope"], "items:read items:write");
+    ok(run_with_stdin(
+        &["users", "passwd", "carol"],
+        &cfg,
+        "carol-password-2\n",
+    ));
+    let r = crate::token::post(
+        gw.addr,
+        "/token",
+        "grant_type=password&username=carol&password=carol-password-1",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    crate::token::login(gw.addr, "carol", "carol-password-2", "").await;
+    ok(run_with_stdin(&["users", "disable", "carol"], &cfg, ""));
+    let r = crate::token::post(
+        gw.addr,
+        "/token",
+        "grant_type=password&username=carol&password=carol-password-2",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    ok(run_with_stdin(&["users", "enable", "carol"], &cfg, ""));
+    crate::token::login(gw.addr, "carol", "carol-password-2", "").await;
+    ok(run_with_stdin(&["users", "remove", "carol"], &cfg, ""));
+    let (good, _, err) = run_with_stdin(&["users", "remove", "carol"], &cfg, "");
+    assert!(!good && err.contains("no user"), "{err}");
+}
+
+#[test]
+fn hash_password_and_keys_generate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = token_config(dir.path());
+    let (good, out, err) = run_with_stdin(&["hash-password"], &cfg, "hunter2-but-longer\n");
+    assert!(good, "{err}");
+    let hash = out.trim();
+    // The configured parameters are used.
+    assert!(hash.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"), "{hash}");
+    assert!(!out.contains("hunter2"));
+    assert_eq!(
+        crate::token::cheap_hasher().verify("hunter2-but-longer", hash),
+        portcullis::token::password::Verdict::Valid
+    );
+
+    let keys = dir.path().join("keys");
+    for (alg, kid) in [("ES256", "k-es"), ("EdDSA", "k-ed"), ("HS256", "k-hs")] {
+        let out = bin()
+            .args(["keys", "generate", "--alg", alg, "--kid", kid, "--out"])
+            .arg(&keys)
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(&format!("kid = \"{kid}\"")), "{stdout}");
+        let private = keys.join(if alg == "HS256" {
+            format!("{kid}.secret")
+        } else {
+            format!("{kid}.pem")
+        });
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&private)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{alg}: private key readable by others ({mode:o})"
+        );
+        // The printed entry is a working key: a config signing with it loads.
+        let entry = stdout.split_once("\n\n").expect("snippet").1;
+        let text = format!(
+            "[tokens]\nissuer = \"http://x.test\"\naudiences = [\"api\"]\nsigning_key = \"{kid}\"\ndefault_client = \"c\"\n{}\n[users]\nstore = \"sqlite://{}/k.db\"\n[[clients]]\nclient_id = \"c\"\ngrants = [\"password\"]\n[[upstreams]]\nname = \"u\"\necho = true\n[[routes]]\npath = \"/**\"\nupstream = \"u\"\n",
+            entry,
+            dir.path().display()
+        );
+        let parsed = portcullis::config::parse_str(&text, std::path::Path::new("k.toml"));
+        assert!(
+            parsed.is_ok(),
+            "{alg}: {}",
+            parsed.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    // Existing files are never overwritten; RS256 points at openssl.
+    let out = bin()
+        .args([
+            "keys", "generate", "--alg", "ES256", "--kid", "k-es", "--out",
+        ])
+        .arg(&keys)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let out = bin()
+        .args(["keys", "generate", "--alg", "RS256", "--kid", "r", "--out"])
+        .arg(&keys)
+        .output()
+        .expect("run");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("openssl"));
 }
