@@ -98,14 +98,14 @@ pub(super) fn token_service(
     };
     let t = t?;
     let signing = own.signing.into_iter().find(|k| &k.kid == signing_kid);
-    let Some(signing) = signing else {
+    if signing.is_none() {
+        // Reported, and the rest still checked: one run lists every problem.
         issues.add(
             "tokens.signing_key",
             format!("no [[tokens.keys]] entry with kid \"{signing_kid}\" can sign"),
             "name a key with private_key (RS256/ES256/EdDSA) or an HS256 secret",
         );
-        return None;
-    };
+    }
     if !t.verify_issuer || !t.verify_audience {
         issues.add(
             "tokens.verify_issuer",
@@ -327,6 +327,7 @@ pub(super) fn token_service(
         _ => None,
     };
 
+    let signing = signing?;
     Some(TokenService {
         issuer,
         audience,

@@ -1118,3 +1118,85 @@ async fn unknown_users_take_as_long_as_wrong_passwords() {
     // milliseconds, a bare lookup does not.
     assert!(u > 0.002, "unknown users answered in {u:.4}s: no hashing?");
 }
+
+#[tokio::test]
+async fn static_users_log_in_and_stay_read_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let hash = cheap_hasher().hash("sidecar-password").expect("hash");
+    let statics = format!(
+        "\n[[users.static]]\nusername = \"bot\"\npassword_hash = \"{hash}\"\nroles = [\"admin\"]\n"
+    );
+    let text = config(&sqlite(dir.path()), "", "").replacen(
+        "[[users.seed]]",
+        &format!("{statics}\n[[users.seed]]"),
+        1,
+    );
+    let gw = gateway(&text, Some(closed_port().await)).await;
+    let body = login(gw.addr, "bot", "sidecar-password", "").await;
+    assert_eq!(body["scope"], "items:read items:write");
+    // Refresh works for static users too (their refresh tokens live in the store).
+    let r = post(
+        gw.addr,
+        "/token",
+        &format!(
+            "grant_type=refresh_token&refresh_token={}",
+            body["refresh_token"].as_str().expect("rt")
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post(
+        gw.addr,
+        "/token",
+        "grant_type=password&username=bot&password=wrong",
+        &[],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    // Never written to the store.
+    let store = Store::open(&sqlite(dir.path())).await.expect("store");
+    assert!(store.find_user("bot").await.expect("q").is_none());
+}
+
+#[test]
+fn token_service_config_errors_name_key_and_fix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = config(
+        &sqlite(dir.path()),
+        "scope_policy = \"lenient\"\nlogin_rate = \"fast\"\naccess_ttl = \"1s\"",
+        "",
+    )
+    .replace("{UP}", "127.0.0.1:9")
+    .replace("signing_key = \"es\"", "signing_key = \"nope\"")
+    .replace(JOHNDOE_BCRYPT, "secret")
+    .replace("default_client = \"cli\"", "default_client = \"web\"")
+    .replace(
+        "grants = [\"client_credentials\"]",
+        "grants = [\"client_credentials\", \"implicit\"]",
+    );
+    let err = portcullis::config::parse_str(&text, Path::new("g.toml"))
+        .expect_err("refused")
+        .to_string();
+    for want in [
+        "tokens.signing_key",
+        "tokens.scope_policy",
+        "tokens.login_rate",
+        "tokens.access_ttl",
+        "users.seed[0].password_hash",
+        "portcullis hash-password",
+        "tokens.default_client",
+        "clients[2].grants",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("wonderland"));
+    // Sections of the token service without it turned on are pointed out.
+    let err = portcullis::config::parse_str(
+        "[users]\nstore = \"sqlite://x.db\"\n[[upstreams]]\nname = \"u\"\necho = true\n[[routes]]\npath = \"/**\"\nupstream = \"u\"\n",
+        Path::new("g.toml"),
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("signing_key"), "{err}");
+}
