@@ -1200,3 +1200,58 @@ fn token_service_config_errors_name_key_and_fix() {
     .to_string();
     assert!(err.contains("signing_key"), "{err}");
 }
+
+/// Rotation: several keys verify, one signs; switching the signing key keeps earlier
+/// tokens valid until their key is removed.
+#[tokio::test]
+async fn signing_key_rotation_by_reload() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let up = Upstream::start().await;
+    let with_keys = |signing: &str, keep_es: bool| {
+        let ed = format!("\n[[tokens.keys]]\nkid = \"ed\"\nalg = \"EdDSA\"\nprivate_key = \"{FIX}/ed25519.key\"\n");
+        let mut text = config(&sqlite(dir.path()), "", "")
+            .replace(
+                "signing_key = \"es\"",
+                &format!("signing_key = \"{signing}\""),
+            )
+            .replacen("[users]", &format!("{ed}\n[users]"), 1);
+        if !keep_es {
+            text = text.replace(&format!("[[tokens.keys]]\nkid = \"es\"\nalg = \"ES256\"\nprivate_key = \"{FIX}/es256.key\"\n"), "");
+        }
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+            text.replace("{UP}", &up.addr.to_string())
+        );
+        portcullis::config::parse_str(&text, Path::new("rot.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let gw = portcullis::Gateway::start(with_keys("es", true))
+        .await
+        .expect("start");
+    let old = login(gw.addr, "alice", "wonderland", "").await["access_token"]
+        .as_str()
+        .expect("t")
+        .to_string();
+    assert_eq!(decode_header(&old).expect("h").kid.as_deref(), Some("es"));
+
+    gw.reload(with_keys("ed", true));
+    let new = login(gw.addr, "alice", "wonderland", "").await["access_token"]
+        .as_str()
+        .expect("t")
+        .to_string();
+    assert_eq!(decode_header(&new).expect("h").kid.as_deref(), Some("ed"));
+    for t in [&old, &new] {
+        assert_eq!(get(gw.addr, "/items/1", &[&bearer(t)]).await.status, 200);
+        verify_with_jwks(gw.addr, t).await;
+    }
+    // The old key retired: its tokens are refused, the new ones keep working.
+    gw.reload(with_keys("ed", false));
+    assert_error(
+        &get(gw.addr, "/items/1", &[&bearer(&old)]).await,
+        401,
+        "invalid_token",
+    );
+    assert_eq!(get(gw.addr, "/items/1", &[&bearer(&new)]).await.status, 200);
+    let jwks = get(gw.addr, "/.well-known/jwks.json", &[]).await.json();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+}
