@@ -32,6 +32,14 @@ pub enum GatewayError {
     /// The scopes the route requires (space-separated), for `WWW-Authenticate`.
     #[error("insufficient scope")]
     InsufficientScope(String),
+    /// A `[rate_limits]` policy refused the request.
+    #[error("rate limited by {policy}")]
+    RateLimited {
+        policy: String,
+        /// `RateLimit-Policy` value.
+        policy_header: String,
+        retry_after: u64,
+    },
     #[error("forward-auth from an untrusted peer")]
     UntrustedProxy,
     #[error("request body too large")]
@@ -71,6 +79,11 @@ impl GatewayError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "a bearer token is required".into(),
+            ),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry after the time in Retry-After".into(),
             ),
             UntrustedProxy => (
                 StatusCode::FORBIDDEN,
@@ -136,6 +149,7 @@ impl GatewayError {
             MethodNotAllowed(_) => "method_not_allowed",
             Unauthenticated => "no_token",
             UntrustedProxy => "untrusted_proxy",
+            RateLimited { .. } => "rate_limited",
             InvalidToken(_) => "invalid_token",
             InsufficientScope(_) => "insufficient_scope",
             PayloadTooLarge => "body_too_large",
@@ -167,6 +181,19 @@ impl GatewayError {
                     .join(", ");
                 if let Ok(v) = HeaderValue::from_str(&list) {
                     h.insert(ALLOW, v);
+                }
+            }
+            GatewayError::RateLimited {
+                policy,
+                policy_header,
+                retry_after,
+            } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+                if let Ok(v) = HeaderValue::from_str(&policy_header) {
+                    h.insert("ratelimit-policy", v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&format!("\"{policy}\";r=0;t={retry_after}")) {
+                    h.insert("ratelimit", v);
                 }
             }
             GatewayError::Unauthenticated => {

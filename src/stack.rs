@@ -19,12 +19,13 @@
 //! 10 route match          method + host + canonical path → route | 404 | 405
 //! 11 authenticate         Bearer JWT → Principal | 401 (auth/)
 //! 12 authorize            route scopes / any_scopes / roles | 403 (policy/scope.rs)
+//! 13 rate limit           the route's [rate_limits] policy | 429 (middleware/rate_limit.rs);
+//!                         policies keyed without identity run before 11
 //! 14 identity headers     inject x-auth-*; Authorization removed unless passed
 //! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
 //!                         streamed both ways, 502/504 on upstream failure
 //! ```
-//! Stages 5 (CORS) and 13 (rate limit) arrive with their issues and slot in where
-//! DESIGN.md puts them.
+//! Stage 5 (CORS) arrives with its issue and slots in where DESIGN.md puts it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -324,6 +325,30 @@ fn not_revoked(snap: &Snapshot, p: Arc<Principal>) -> Result<Arc<Principal>, Gat
     }
 }
 
+/// Stage 13: counts the request on a route's policy.
+fn rate_limit(
+    policy: &crate::middleware::rate_limit::Policy,
+    ip: std::net::IpAddr,
+    principal: Option<&Principal>,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<(), GatewayError> {
+    let input = crate::middleware::rate_limit::KeyInput {
+        ip,
+        subject: principal.map(|p| p.subject.as_str()),
+        client_id: principal.and_then(|p| p.client_id.as_deref()),
+        route: &route.name,
+        headers,
+    };
+    policy
+        .check(&input)
+        .map_err(|retry_after| GatewayError::RateLimited {
+            policy: policy.name.clone(),
+            policy_header: policy.policy_header(),
+            retry_after,
+        })
+}
+
 /// The request's host for routing: lower-case, without the port.
 fn routing_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req.headers().get(HOST) {
@@ -394,8 +419,34 @@ async fn pipeline(
     // Hop-by-hop headers (and those `Connection` names) go before identity headers
     // are added, so that `Connection: x-auth-subject` cannot remove them.
     let upgrade = headers::remove_hop_by_hop(req.headers_mut());
-    // 11, 12, 14
-    if let Some((p, effective)) = admit(snap, worker, route, req.headers(), log).await? {
+    // 13, part one: a policy keyed without identity runs before any token is checked.
+    let policy = snap
+        .config
+        .rate_limits
+        .for_route(route.rate_limit.as_deref());
+    let client_ip =
+        policy.map(|_| headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies));
+    if let (Some(p), Some(ip)) = (policy, client_ip) {
+        if !p.key.needs_identity() {
+            rate_limit(p, ip, None, route, req.headers())?;
+        }
+    }
+    // 11, 12
+    let admitted = admit(snap, worker, route, req.headers(), log).await?;
+    // 13, part two: keyed by subject or client.
+    if let (Some(p), Some(ip)) = (policy, client_ip) {
+        if p.key.needs_identity() {
+            rate_limit(
+                p,
+                ip,
+                admitted.as_ref().map(|a| &*a.0),
+                route,
+                req.headers(),
+            )?;
+        }
+    }
+    // 14
+    if let Some((p, effective)) = admitted {
         snap.identity.inject(
             req.headers_mut(),
             &p,

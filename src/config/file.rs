@@ -145,6 +145,20 @@ fn default_login_rate_keys() -> usize {
     100_000
 }
 
+/// One `[rate_limits.NAME]` policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitFile {
+    /// `ip`, `subject`, `client_id`, `route`, `header:NAME`, joined with `+`.
+    pub key: String,
+    /// `COUNT/PERIOD`, e.g. "100/1s".
+    pub rate: String,
+    /// Largest burst (default: COUNT).
+    pub burst: Option<u32>,
+    /// Keys tracked at most (default 100000).
+    pub max_keys: Option<usize>,
+}
+
 /// `[users]`: where users live and how passwords are hashed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -333,6 +347,8 @@ pub(crate) struct RouteFile {
     /// Forward the client's `Authorization` header (removed by default).
     #[serde(default)]
     pub pass_authorization: bool,
+    /// A `[rate_limits]` policy name, or "none"; absent: the `default` policy.
+    pub rate_limit: Option<String>,
 }
 
 fn default_listen() -> String {

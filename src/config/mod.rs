@@ -49,6 +49,8 @@ pub struct Config {
     pub api_keys: Option<ApiKeys>,
     /// `[[issuers]]`: external IdPs.
     pub issuers: Vec<IssuerConfig>,
+    /// `[rate_limits]`: named policies.
+    pub rate_limits: crate::middleware::rate_limit::RateLimits,
 }
 
 /// `[server]`, typed.
@@ -127,6 +129,8 @@ pub struct Route {
     pub roles: Vec<String>,
     /// Whether the client's `Authorization` header reaches the upstream.
     pub pass_authorization: bool,
+    /// `[rate_limits]` policy by name, `"none"`, or `None` for the `default` policy.
+    pub rate_limit: Option<String>,
 }
 
 impl Routable for Route {
@@ -233,6 +237,7 @@ impl Route {
             any_scopes: v(any_scopes),
             roles: v(roles),
             pass_authorization: false,
+            rate_limit: None,
         }
     }
 }

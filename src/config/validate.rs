@@ -21,8 +21,7 @@ use crate::auth::jwt::{decoding_key, parse_alg, ClaimChecks, Verifier};
 use crate::policy::matcher::{Pattern, Router};
 use crate::token::keys::{self, SigningKey};
 
-const SECTIONS: &str =
-    "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration";
+const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits";
 
 /// Collects issues while validating.
 #[derive(Default)]
@@ -125,6 +124,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut identity_file = Some(IdentityFile::default());
     let mut api_key_files: Vec<Option<ApiKeyFile>> = Vec::new();
     let mut issuer_files: Vec<Option<IssuerFile>> = Vec::new();
+    let mut rate_limit_table: Option<toml::Value> = None;
     let mut service_files = super::token_service::Files {
         users: None,
         clients: Vec::new(),
@@ -140,6 +140,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "issuers" => issuer_files = issues.array("issuers", value),
             "users" => service_files.users = issues.section("users".into(), value),
             "clients" => service_files.clients = issues.array("clients", value),
+            "rate_limits" => rate_limit_table = Some(value),
             "registration" => {
                 service_files.registration = issues.section("registration".into(), value)
             }
@@ -197,6 +198,8 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         api_key_header.as_deref().unwrap_or("x-api-key"),
     );
 
+    let rate_limits = rate_limits(&mut issues, rate_limit_table, &route_files);
+
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
             source: path.to_path_buf(),
@@ -209,9 +212,90 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             claim_headers,
             api_keys,
             issuers,
+            rate_limits,
         }),
         _ => Err(fail(issues)),
     }
+}
+
+/// `[rate_limits]`: each entry a policy; routes may only name existing ones.
+fn rate_limits(
+    issues: &mut Issues,
+    table: Option<toml::Value>,
+    routes: &[Option<RouteFile>],
+) -> crate::middleware::rate_limit::RateLimits {
+    use crate::middleware::rate_limit::{KeySpec, Policy, RateLimits};
+    let mut out = RateLimits::default();
+    let entries = match table {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            issues.add(
+                "rate_limits",
+                "must be a table of policies",
+                "write [rate_limits.NAME] tables",
+            );
+            toml::Table::new()
+        }
+    };
+    for (name, value) in entries {
+        let key = format!("rate_limits.{name}");
+        let Some(f) = issues.section::<super::file::RateLimitFile>(key.clone(), value) else {
+            continue;
+        };
+        if name == "none" {
+            issues.add(
+                key.clone(),
+                "\"none\" is reserved",
+                "give the policy another name",
+            );
+        }
+        let spec = KeySpec::parse(&f.key)
+            .map_err(|e| {
+                issues.add(
+                    format!("{key}.key"),
+                    e,
+                    "e.g. key = \"ip\" or \"subject+route\"",
+                )
+            })
+            .ok();
+        let rate = f
+            .rate
+            .parse::<crate::ratelimit::Rate>()
+            .map_err(|e| issues.add(format!("{key}.rate"), e, "e.g. rate = \"100/1s\""))
+            .ok();
+        if f.burst == Some(0) {
+            issues.add(
+                format!("{key}.burst"),
+                "is 0: nothing would pass",
+                "leave it out (= the rate's count) or set at least 1",
+            );
+        }
+        if let (Some(spec), Some(rate)) = (spec, rate) {
+            let policy = Policy::new(
+                &name,
+                spec,
+                rate,
+                f.burst,
+                f.max_keys.unwrap_or(100_000).max(1),
+            );
+            out.policies.insert(name, Arc::new(policy));
+        }
+    }
+    for (i, r) in routes.iter().enumerate() {
+        if let Some(Some(name)) = r.as_ref().map(|r| r.rate_limit.as_ref()) {
+            if name != "none" && !out.policies.contains_key(name) {
+                let mut known: Vec<&str> = out.policies.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                issues.add(
+                    format!("routes[{i}].rate_limit"),
+                    format!("no [rate_limits.{name}] policy"),
+                    format!("use one of: {}, or \"none\"", known.join(", ")),
+                );
+            }
+        }
+    }
+    out
 }
 
 fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
@@ -566,6 +650,7 @@ fn routes(
                     any_scopes: r.any_scopes.clone(),
                     roles: r.roles.clone(),
                     pass_authorization: r.pass_authorization,
+                    rate_limit: r.rate_limit.clone(),
                     name,
                     pattern,
                     methods,

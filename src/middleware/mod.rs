@@ -2,4 +2,5 @@
 
 pub mod hygiene;
 pub mod identity;
+pub mod rate_limit;
 pub mod request_id;

@@ -10,6 +10,7 @@ mod issuers;
 mod pool;
 mod postgres;
 mod proxying;
+mod rate_limit;
 mod routing;
 mod shutdown;
 mod support;
