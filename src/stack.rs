@@ -101,13 +101,16 @@ pub async fn handle(
         // Boxed: the pipeline's state is several KiB, and hyper moves the service
         // future around; moving a pointer is cheaper than copying that state.
         Box::pin(pipeline(req, &snap, peer, worker, &mut log)),
-        snap.config.server.request_timeout,
+        snap.longest_deadline,
         &rid,
     )
     .await;
     log.reason = log.reason.or(reason);
     resp.headers_mut()
         .insert(request_id::X_REQUEST_ID.clone(), rid.clone());
+    if snap.config.server.security_headers {
+        crate::middleware::transform::security_headers(resp.headers_mut());
+    }
     // 4
     if snap.config.server.access_log {
         tracing::info!(
@@ -378,17 +381,6 @@ async fn pipeline(
     if server.access_log {
         log.path = Some(canonical.clone());
     }
-    // 7: a declared body over the limit is refused before anything is read.
-    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
-        let len: u64 = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
-        if len > server.max_body_bytes {
-            return Err(GatewayError::PayloadTooLarge);
-        }
-    }
     // 9: Portcullis' own endpoints
     if server.forward_auth_path.as_deref() == Some(canonical.as_str()) {
         return forward_auth(&req, snap, peer, worker, log).await;
@@ -416,6 +408,44 @@ async fn pipeline(
         log.route = Some(route.name.clone());
         log.upstream = Some(route.upstream.name.clone());
     }
+    // 7: a declared body over the (route's) limit is refused before anything is read.
+    let max_body = route.max_body_bytes.unwrap_or(server.max_body_bytes);
+    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+        let len: u64 = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
+        if len > max_body {
+            return Err(GatewayError::PayloadTooLarge);
+        }
+    }
+    // 7: the route's deadline (the outer guard allows the longest one configured).
+    // When it equals the outer bound, the guard in `handle` enforces it already.
+    let deadline = route.request_timeout.unwrap_or(server.request_timeout);
+    let rest = routed(req, snap, peer, worker, log, route, &canonical, max_body);
+    if deadline >= snap.longest_deadline {
+        return rest.await;
+    }
+    match tokio::time::timeout(deadline, rest).await {
+        Ok(result) => result,
+        Err(_) => Err(GatewayError::RequestTimeout),
+    }
+}
+
+/// Stages 11–15 for a routed request.
+#[allow(clippy::too_many_arguments)]
+async fn routed(
+    mut req: Request<Incoming>,
+    snap: &Snapshot,
+    peer: &Peer,
+    worker: usize,
+    log: &mut LogInfo,
+    route: &Route,
+    canonical: &str,
+    max_body: u64,
+) -> Result<Response<Body>, GatewayError> {
+    let server = &snap.config.server;
     // Hop-by-hop headers (and those `Connection` names) go before identity headers
     // are added, so that `Connection: x-auth-subject` cannot remove them.
     let upgrade = headers::remove_hop_by_hop(req.headers_mut());
@@ -461,6 +491,9 @@ async fn pipeline(
     if let Some(keys) = &snap.config.api_keys {
         req.headers_mut().remove(&keys.header);
     }
+    if let Some(t) = &route.request_headers {
+        t.apply(req.headers_mut());
+    }
     // 15
     let inbound = Inbound {
         peer: &peer.ip_header,
@@ -468,16 +501,12 @@ async fn pipeline(
         proto: "http",
     };
     let client = snap.client(worker, &route.upstream.name);
-    forward::forward(
-        req,
-        &canonical,
-        route,
-        client,
-        inbound,
-        server.max_body_bytes,
-        upgrade,
-    )
-    .await
+    let mut resp =
+        forward::forward(req, canonical, route, client, inbound, max_body, upgrade).await?;
+    if let Some(t) = &route.response_headers {
+        t.apply(resp.headers_mut());
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

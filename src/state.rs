@@ -35,6 +35,9 @@ pub struct Snapshot {
     pub issuers: Vec<Arc<JwksClient>>,
     /// The token service's store and deny-list (kept across reloads).
     pub token_runtime: Option<Arc<TokenRuntime>>,
+    /// The longest request deadline of any route (the server's, or a route's
+    /// override): the outer bound; each route's own is applied once it is known.
+    pub longest_deadline: Duration,
 }
 
 impl Snapshot {
@@ -70,6 +73,12 @@ impl Snapshot {
             .tokens
             .as_ref()
             .map_or((Duration::ZERO, 0), |t| (t.cache_max_age, t.cache_size));
+        let longest_deadline = config
+            .router
+            .routes()
+            .iter()
+            .filter_map(|r| r.request_timeout)
+            .fold(config.server.request_timeout, Duration::max);
         let token_caches = (0..workers.max(1))
             .map(|_| TokenCache::new(max_age, size))
             .collect();
@@ -86,6 +95,7 @@ impl Snapshot {
             token_caches,
             issuers,
             token_runtime,
+            longest_deadline,
         }
     }
 

@@ -37,6 +37,10 @@ pub(crate) struct ServerFile {
     pub access_log: bool,
     /// Forward-auth endpoint for nginx auth_request / Traefik ForwardAuth; off if unset.
     pub forward_auth_path: Option<String>,
+    /// Add X-Content-Type-Options, X-Frame-Options and Referrer-Policy to responses
+    /// that lack them.
+    #[serde(default)]
+    pub security_headers: bool,
 }
 
 impl Default for ServerFile {
@@ -54,6 +58,7 @@ impl Default for ServerFile {
             reject_underscore_headers: true,
             access_log: true,
             forward_auth_path: None,
+            security_headers: false,
         }
     }
 }
@@ -143,6 +148,18 @@ fn default_login_rate() -> String {
 }
 fn default_login_rate_keys() -> usize {
     100_000
+}
+
+/// `request_headers` / `response_headers` of a route.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeaderTransformFile {
+    #[serde(default)]
+    pub set: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub append: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
 }
 
 /// One `[rate_limits.NAME]` policy.
@@ -349,6 +366,14 @@ pub(crate) struct RouteFile {
     pub pass_authorization: bool,
     /// A `[rate_limits]` policy name, or "none"; absent: the `default` policy.
     pub rate_limit: Option<String>,
+    /// Header changes on the way to the upstream.
+    pub request_headers: Option<HeaderTransformFile>,
+    /// Header changes on the upstream's response.
+    pub response_headers: Option<HeaderTransformFile>,
+    /// Overrides `server.request_timeout` for this route.
+    pub request_timeout: Option<String>,
+    /// Overrides `server.max_body_bytes` for this route.
+    pub max_body_bytes: Option<String>,
 }
 
 fn default_listen() -> String {

@@ -70,6 +70,7 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// Canonical path of the forward-auth endpoint, if enabled.
     pub forward_auth_path: Option<String>,
+    pub security_headers: bool,
 }
 
 /// Where an upstream's requests go.
@@ -131,6 +132,12 @@ pub struct Route {
     pub pass_authorization: bool,
     /// `[rate_limits]` policy by name, `"none"`, or `None` for the `default` policy.
     pub rate_limit: Option<String>,
+    pub request_headers: Option<Arc<crate::middleware::transform::HeaderTransform>>,
+    pub response_headers: Option<Arc<crate::middleware::transform::HeaderTransform>>,
+    /// Overrides `server.request_timeout`.
+    pub request_timeout: Option<Duration>,
+    /// Overrides `server.max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Routable for Route {
@@ -238,6 +245,10 @@ impl Route {
             roles: v(roles),
             pass_authorization: false,
             rate_limit: None,
+            request_headers: None,
+            response_headers: None,
+            request_timeout: None,
+            max_body_bytes: None,
         }
     }
 }

@@ -161,7 +161,17 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         .flatten()
         .map(|u| u.name.as_str())
         .collect();
-    let routes = routes(&mut issues, &route_files, &upstreams, &declared);
+    let identity_prefix = server
+        .as_ref()
+        .map_or("x-auth-", |s| s.identity_header_prefix.as_str())
+        .to_string();
+    let routes = routes(
+        &mut issues,
+        &route_files,
+        &upstreams,
+        &declared,
+        &identity_prefix,
+    );
 
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let (tokens, own) = match tokens_file
@@ -374,6 +384,7 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
     }
     ServerConfig {
         forward_auth_path: s.forward_auth_path.clone(),
+        security_headers: s.security_headers,
         listen,
         admin_listen,
         trusted_proxies,
@@ -493,11 +504,66 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
     })
 }
 
+/// A route's header transform; names that touch reserved headers are errors.
+fn transform(
+    issues: &mut Issues,
+    key: &str,
+    f: Option<&super::file::HeaderTransformFile>,
+    prefix: &str,
+) -> Option<Arc<crate::middleware::transform::HeaderTransform>> {
+    use crate::middleware::transform::{allowed, HeaderTransform};
+    let f = f?;
+    let mut t = HeaderTransform::default();
+    let name = |issues: &mut Issues, k: String, n: &str| -> Option<http::HeaderName> {
+        if !allowed(n, prefix, &[]) {
+            issues.add(
+                k,
+                format!(
+                    "\"{n}\" is reserved (identity prefix, hop-by-hop, framing or X-Forwarded-*)"
+                ),
+                "transforms cannot touch headers Portcullis owns; pick another name",
+            );
+            return None;
+        }
+        http::HeaderName::from_bytes(n.as_bytes())
+            .map_err(|_| {
+                issues.add(
+                    k,
+                    format!("\"{n}\" is not a header name"),
+                    "use letters, digits and '-'",
+                )
+            })
+            .ok()
+    };
+    for (op, map, out) in [
+        ("set", &f.set, &mut t.set),
+        ("append", &f.append, &mut t.append),
+    ] {
+        for (n, v) in map {
+            let k = format!("{key}.{op}.{n}");
+            let Some(hn) = name(issues, k.clone(), n) else {
+                continue;
+            };
+            match http::HeaderValue::from_str(v) {
+                Ok(hv) => out.push((hn, hv)),
+                Err(_) => issues.add(k, "is not a valid header value", "use visible ASCII"),
+            }
+        }
+    }
+    for (i, n) in f.remove.iter().enumerate() {
+        if let Some(hn) = name(issues, format!("{key}.remove[{i}]"), n) {
+            t.remove.push(hn);
+        }
+    }
+    (!t.is_empty()).then(|| Arc::new(t))
+}
+
 fn routes(
     issues: &mut Issues,
     files: &[Option<RouteFile>],
     upstreams: &[Arc<Upstream>],
     declared: &HashSet<&str>,
+    prefix: &str,
 ) -> Vec<Route> {
     if files.is_empty() {
         issues.add(
@@ -651,6 +717,26 @@ fn routes(
                     roles: r.roles.clone(),
                     pass_authorization: r.pass_authorization,
                     rate_limit: r.rate_limit.clone(),
+                    request_headers: transform(
+                        issues,
+                        &key("request_headers"),
+                        r.request_headers.as_ref(),
+                        prefix,
+                    ),
+                    response_headers: transform(
+                        issues,
+                        &key("response_headers"),
+                        r.response_headers.as_ref(),
+                        prefix,
+                    ),
+                    request_timeout: r
+                        .request_timeout
+                        .as_deref()
+                        .map(|t| issues.duration(key("request_timeout"), t)),
+                    max_body_bytes: r
+                        .max_body_bytes
+                        .as_deref()
+                        .map(|s| issues.size(key("max_body_bytes"), s)),
                     name,
                     pattern,
                     methods,

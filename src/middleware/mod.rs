@@ -4,3 +4,4 @@ pub mod hygiene;
 pub mod identity;
 pub mod rate_limit;
 pub mod request_id;
+pub mod transform;

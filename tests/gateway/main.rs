@@ -15,4 +15,5 @@ mod routing;
 mod shutdown;
 mod support;
 mod token;
+mod transforms;
 mod websocket;
