@@ -23,6 +23,8 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Upstream(UpstreamBody),
+    /// Any of the above, counted, with its access-log line written at the end.
+    Logged(Box<crate::middleware::access_log::Logged>),
 }
 
 impl Body {
@@ -44,6 +46,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Upstream(i) => Pin::new(i).poll_frame(cx),
+            Body::Logged(l) => Pin::new(l.as_mut()).poll_frame(cx),
         }
     }
 
@@ -52,6 +55,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
             Body::Upstream(i) => i.is_end_stream(),
+            Body::Logged(l) => l.is_end_stream(),
         }
     }
 
@@ -60,6 +64,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Upstream(i) => i.size_hint(),
+            Body::Logged(l) => l.size_hint(),
         }
     }
 }
@@ -85,10 +90,16 @@ pub struct LimitedBody {
     inner: Incoming,
     remaining: u64,
     progress: Arc<BodyProgress>,
+    /// Bytes read, for the access log.
+    read: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LimitedBody {
-    pub fn new(inner: Incoming, limit: u64) -> (LimitedBody, Arc<BodyProgress>) {
+    pub fn new(
+        inner: Incoming,
+        limit: u64,
+        read: Arc<std::sync::atomic::AtomicU64>,
+    ) -> (LimitedBody, Arc<BodyProgress>) {
         let progress = Arc::new(BodyProgress::default());
         if http_body::Body::is_end_stream(&inner) {
             progress.finished.notify_one();
@@ -97,6 +108,7 @@ impl LimitedBody {
             inner,
             remaining: limit,
             progress: progress.clone(),
+            read,
         };
         (body, progress)
     }
@@ -120,6 +132,7 @@ impl http_body::Body for LimitedBody {
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
                     this.remaining -= n;
+                    this.read.fetch_add(n, Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

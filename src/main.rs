@@ -345,29 +345,80 @@ fn explain(
     }
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Application logs on stdout (level from `RUST_LOG`, else `server.log_level`; JSON
+/// unless `PORTCULLIS_LOG_FORMAT`/`server.log_format` say "text") and the access log
+/// (target `portcullis::access`) on stdout or, with `server.access_log_file`, in a
+/// rotated file through a non-blocking writer. The returned guard flushes the file
+/// writer when dropped.
+fn init_logging(
+    server: &portcullis::config::ServerConfig,
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::prelude::*;
+    const ACCESS: &str = "portcullis::access";
+    let app_filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&server.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("PORTCULLIS_LOG_FORMAT")
         .map(|v| v != "text")
-        .unwrap_or(true);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    if json {
-        builder
-            .json()
+        .unwrap_or(server.log_format != "text");
+    let app = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
+    let app = if json {
+        app.json()
             .flatten_event(true)
             .with_current_span(false)
-            .init();
+            .boxed()
     } else {
-        builder.init();
-    }
+        app.boxed()
+    };
+    let app = app
+        .with_filter(app_filter)
+        .with_filter(filter_fn(|m| m.target() != ACCESS));
+    let (access, guard) = match &server.access_log_file {
+        Some(path) => {
+            use tracing_appender::rolling::{RollingFileAppender, Rotation};
+            let rotation = match server.access_log_rotation.as_str() {
+                "hourly" => Rotation::HOURLY,
+                "minutely" => Rotation::MINUTELY,
+                "never" => Rotation::NEVER,
+                _ => Rotation::DAILY,
+            };
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .context("access_log_file has no file name")?;
+            let appender = RollingFileAppender::new(rotation, dir, name);
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_writer(writer)
+                .boxed();
+            (layer, Some(guard))
+        }
+        None => {
+            let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+            let layer = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_writer(writer)
+                .boxed();
+            (layer, Some(guard))
+        }
+    };
+    let access = access.with_filter(filter_fn(|m| m.target() == ACCESS));
+    tracing_subscriber::registry().with(app).with(access).init();
+    Ok(guard)
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("refusing to start:\n{e}"))?;
-    init_logging();
+    let _log_guard = init_logging(&config.server)?;
     // Thread per core: this thread's current-thread runtime is worker 0, and
     // Gateway::start_workers adds one thread (and runtime) per further worker.
     let workers = config

@@ -46,6 +46,7 @@ use crate::auth::principal::Principal;
 use crate::body::Body;
 use crate::config::{AuthMode, Route};
 use crate::error::GatewayError;
+use crate::middleware::access_log::{self, LogInfo};
 use crate::middleware::{hygiene, request_id};
 use crate::policy::matcher::{normalize_host, Matched};
 use crate::policy::path::{canonicalize, split_target};
@@ -54,16 +55,6 @@ use crate::proxy::forward::{self, Inbound};
 use crate::proxy::headers;
 use crate::state::{Shared, Snapshot};
 use crate::token::endpoint::{self, Endpoint};
-
-/// What the access log records beyond status and timing.
-#[derive(Debug, Default)]
-struct LogInfo {
-    path: Option<String>,
-    route: Option<String>,
-    upstream: Option<String>,
-    subject: Option<String>,
-    reason: Option<&'static str>,
-}
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -91,11 +82,21 @@ pub async fn handle(
 ) -> Response<Body> {
     // 8: one snapshot for the whole request, so a reload never mixes two configs.
     let snap = shared.snapshot.load_full();
-    let started = snap.config.server.access_log.then(Instant::now);
+    let server = &snap.config.server;
+    let started = server.access_log.then(Instant::now);
     // 2
     let rid = request_id::ensure(req.headers_mut());
     let method = req.method().clone();
     let mut log = LogInfo::default();
+    let client_ip = server
+        .access_log
+        .then(|| headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies));
+    if server.access_log && !server.access_log_query.is_empty() {
+        log.query = req
+            .uri()
+            .query()
+            .and_then(|q| access_log::allowed_query(q, &server.access_log_query));
+    }
     // 1, 7 (deadline), 6
     let (mut resp, reason) = guard(
         // Boxed: the pipeline's state is several KiB, and hyper moves the service
@@ -111,20 +112,20 @@ pub async fn handle(
     if snap.config.server.security_headers {
         crate::middleware::transform::security_headers(resp.headers_mut());
     }
-    // 4
-    if snap.config.server.access_log {
-        tracing::info!(
-            target: "portcullis::access",
-            request_id = rid.to_str().unwrap_or(""),
-            client_ip = %peer.addr.ip(),
-            method = method.as_str(),
-            path = log.path.as_deref().unwrap_or(""),
-            route = log.route.as_deref().unwrap_or(""),
-            upstream = log.upstream.as_deref().unwrap_or(""),
-            subject = log.subject.as_deref().unwrap_or(""),
-            status = resp.status().as_u16(),
-            reason = log.reason.unwrap_or(""),
-            duration_us = started.map_or(0, |t| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)),
+    // 4: the line is written once the body has been sent (bytes out, whole duration).
+    if let (Some(started), Some(ip)) = (started, client_ip) {
+        let line = access_log::Line {
+            request_id: rid.to_str().unwrap_or("").to_string(),
+            client_ip: ip.to_string(),
+            method: method.as_str().to_string(),
+            status: resp.status().as_u16(),
+            started,
+            info: log,
+        };
+        let (parts, body) = resp.into_parts();
+        return Response::from_parts(
+            parts,
+            Body::Logged(Box::new(access_log::Logged::new(body, line))),
         );
     }
     resp
@@ -204,11 +205,13 @@ async fn admit(
             Bearer::Token(token) => authenticate(snap, worker, token, &route.name).await?,
         },
     };
-    let effective = scope::authorize(route, &principal, &snap.config.roles)
-        .map_err(GatewayError::InsufficientScope)?;
+    // Authenticated: the access log names the caller, for a 403 too.
     if snap.config.server.access_log {
         log.subject = Some(principal.subject.clone());
+        log.client_id = principal.client_id.clone();
     }
+    let effective = scope::authorize(route, &principal, &snap.config.roles)
+        .map_err(GatewayError::InsufficientScope)?;
     Ok(Some((principal, effective)))
 }
 
@@ -496,13 +499,19 @@ async fn routed(
     }
     // 15
     let inbound = Inbound {
+        bytes_in: &log.bytes_in,
         peer: &peer.ip_header,
         trusted_peer: headers::is_trusted(peer.addr.ip(), &server.trusted_proxies),
         proto: "http",
     };
     let client = snap.client(worker, &route.upstream.name);
-    let mut resp =
-        forward::forward(req, canonical, route, client, inbound, max_body, upgrade).await?;
+    let asked = Instant::now();
+    let forwarded =
+        forward::forward(req, canonical, route, client, inbound, max_body, upgrade).await;
+    if server.access_log {
+        log.upstream_us = Some(u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+    let mut resp = forwarded?;
     if let Some(t) = &route.response_headers {
         t.apply(resp.headers_mut());
     }

@@ -56,6 +56,9 @@ wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
 limited=$(cat "$out"/attempt* | grep -c 429 || true)
 [[ $limited -ge 2 ]] || fail "login rate limit: $(cat "$out"/attempt* | tr '\n' ' ')"
 [[ -f "$out/data/demo-es256.pem" && -f "$out/data/portcullis.db" ]] || fail "key and store created next to the config"
+for secret in "$access" "$refresh" guess; do
+  grep -qF -- "$secret" "$out/log" && fail "a token or password appears in the logs"
+done
 grep -q '"target":"portcullis::access"' "$out/log" || fail "access log line"
 kill -TERM "$pid"
 wait "$pid" || fail "exit status after SIGTERM"

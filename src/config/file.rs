@@ -41,6 +41,20 @@ pub(crate) struct ServerFile {
     /// that lack them.
     #[serde(default)]
     pub security_headers: bool,
+    /// Query parameters whose values the access log may show.
+    #[serde(default)]
+    pub access_log_query: Vec<String>,
+    /// Write the access log to this file instead of stdout (restart to change).
+    pub access_log_file: Option<String>,
+    /// "daily" (default), "hourly", "minutely" or "never".
+    #[serde(default = "default_rotation")]
+    pub access_log_rotation: String,
+    /// Application log level ("info"); RUST_LOG wins (restart to change).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// "json" (default) or "text"; PORTCULLIS_LOG_FORMAT wins.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
 }
 
 impl Default for ServerFile {
@@ -59,6 +73,11 @@ impl Default for ServerFile {
             access_log: true,
             forward_auth_path: None,
             security_headers: false,
+            access_log_query: Vec::new(),
+            access_log_file: None,
+            access_log_rotation: default_rotation(),
+            log_level: default_log_level(),
+            log_format: default_log_format(),
         }
     }
 }
@@ -376,6 +395,15 @@ pub(crate) struct RouteFile {
     pub max_body_bytes: Option<String>,
 }
 
+fn default_rotation() -> String {
+    "daily".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> String {
+    "json".into()
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }

@@ -71,6 +71,14 @@ pub struct ServerConfig {
     /// Canonical path of the forward-auth endpoint, if enabled.
     pub forward_auth_path: Option<String>,
     pub security_headers: bool,
+    /// Query parameters whose values the access log shows.
+    pub access_log_query: Vec<String>,
+    /// Access log file (stdout when `None`), and its rotation.
+    pub access_log_file: Option<PathBuf>,
+    pub access_log_rotation: String,
+    /// Application logs: level (an EnvFilter directive) and "json" or "text".
+    pub log_level: String,
+    pub log_format: String,
 }
 
 /// Where an upstream's requests go.

@@ -373,6 +373,40 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
             "use letters, digits and '-', ending with '-', e.g. \"x-auth-\"",
         );
     }
+    if !["daily", "hourly", "minutely", "never"].contains(&s.access_log_rotation.as_str()) {
+        issues.add(
+            "server.access_log_rotation",
+            format!("\"{}\" is not a rotation", s.access_log_rotation),
+            "use \"daily\", \"hourly\", \"minutely\" or \"never\"",
+        );
+    }
+    if !["json", "text"].contains(&s.log_format.as_str()) {
+        issues.add(
+            "server.log_format",
+            format!("\"{}\" is not a format", s.log_format),
+            "use \"json\" or \"text\"",
+        );
+    }
+    if tracing_subscriber::EnvFilter::try_new(&s.log_level).is_err() {
+        issues.add(
+            "server.log_level",
+            format!("\"{}\" is not a level", s.log_level),
+            "use error, warn, info, debug or trace (or a RUST_LOG-style directive)",
+        );
+    }
+    if let Some(f) = &s.access_log_file {
+        let p = std::path::Path::new(f);
+        if p.file_name().is_none()
+            || p.parent()
+                .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            issues.add(
+                "server.access_log_file",
+                format!("\"{f}\" is not a file in an existing directory"),
+                "create the directory, or fix the path",
+            );
+        }
+    }
     if let Some(p) = &s.forward_auth_path {
         if crate::policy::path::canonicalize(p).ok().as_deref() != Some(p.as_str()) || p == "/" {
             issues.add(
@@ -385,6 +419,11 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
     ServerConfig {
         forward_auth_path: s.forward_auth_path.clone(),
         security_headers: s.security_headers,
+        access_log_query: s.access_log_query.clone(),
+        access_log_file: s.access_log_file.as_ref().map(std::path::PathBuf::from),
+        access_log_rotation: s.access_log_rotation.clone(),
+        log_level: s.log_level.clone(),
+        log_format: s.log_format.clone(),
         listen,
         admin_listen,
         trusted_proxies,

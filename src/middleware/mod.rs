@@ -1,5 +1,6 @@
 //! Edge concerns applied to every request before routing.
 
+pub mod access_log;
 pub mod hygiene;
 pub mod identity;
 pub mod rate_limit;

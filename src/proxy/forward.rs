@@ -26,6 +26,8 @@ pub struct Inbound<'a> {
     pub peer: &'a HeaderValue,
     pub trusted_peer: bool,
     pub proto: &'static str,
+    /// Counts the request body bytes read (access log).
+    pub bytes_in: &'a std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The request's host as the client named it (`Host`, or the URI authority in HTTP/2).
@@ -128,7 +130,7 @@ pub async fn forward(
         h.insert(UPGRADE, proto.clone());
     }
 
-    let (body, progress) = LimitedBody::new(body, max_body);
+    let (body, progress) = LimitedBody::new(body, max_body, inbound.bytes_in.clone());
     let out = Request::from_parts(parts, body);
 
     let Some(pool) = pool else {

@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway, in-process, on loopback, in front of real
 //! upstreams. One test crate so that the support code compiles once.
 
+mod access_log;
 mod auth;
 mod canonical;
 mod cli;

@@ -1,0 +1,168 @@
+//! Stage 4: one JSON line per request on the `portcullis::access` target.
+//!
+//! The line is written when the response body has been sent (or the client went
+//! away), so that it carries the bytes sent and the whole duration: fields
+//! `request_id`, `client_ip` (after the trusted-proxy rule), `method`, `path`
+//! (canonical), `query` (allow-listed parameters only), `route`, `upstream`, `status`,
+//! `reason` (for denials: `no_route`, `invalid_token`, `insufficient_scope`,
+//! `rate_limited`…), `subject`, `client_id`, `duration_us`, `upstream_us` (until the
+//! upstream's response head), `bytes_in` (request body bytes read), `bytes_out`.
+//! Never a header value, a token, a password, or a query value not allow-listed.
+//!
+//! Where the lines go (stdout or a rotated file, through a non-blocking writer) is set
+//! up in `main.rs`; this module only emits events.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+use crate::body::Body;
+
+/// What the pipeline learns about a request for its access line.
+#[derive(Debug, Default)]
+pub struct LogInfo {
+    pub path: Option<String>,
+    pub query: Option<String>,
+    pub route: Option<String>,
+    pub upstream: Option<String>,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub reason: Option<&'static str>,
+    pub upstream_us: Option<u64>,
+    /// Request body bytes read so far (shared with the body that counts them).
+    pub bytes_in: Arc<AtomicU64>,
+}
+
+/// The allow-listed `name=value` pairs of a query string, in order.
+pub fn allowed_query(query: &str, allow: &[String]) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            allow.iter().any(|a| a == name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// Everything the line needs once the body is done.
+#[derive(Debug)]
+pub struct Line {
+    pub request_id: String,
+    pub client_ip: String,
+    pub method: String,
+    pub status: u16,
+    pub started: Instant,
+    pub info: LogInfo,
+}
+
+impl Line {
+    fn emit(&self, bytes_out: u64) {
+        let i = &self.info;
+        tracing::info!(
+            target: "portcullis::access",
+            request_id = self.request_id.as_str(),
+            client_ip = self.client_ip.as_str(),
+            method = self.method.as_str(),
+            path = i.path.as_deref().unwrap_or(""),
+            query = i.query.as_deref().unwrap_or(""),
+            route = i.route.as_deref().unwrap_or(""),
+            upstream = i.upstream.as_deref().unwrap_or(""),
+            status = self.status,
+            reason = i.reason.unwrap_or(""),
+            subject = i.subject.as_deref().unwrap_or(""),
+            client_id = i.client_id.as_deref().unwrap_or(""),
+            duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            upstream_us = i.upstream_us.unwrap_or(0),
+            bytes_in = i.bytes_in.load(Ordering::Relaxed),
+            bytes_out = bytes_out,
+        );
+    }
+}
+
+/// A response body that counts what it sends and writes the access line when it is
+/// finished or dropped.
+#[derive(Debug)]
+pub struct Logged {
+    inner: Body,
+    sent: u64,
+    line: Option<Line>,
+}
+
+impl Logged {
+    pub fn new(inner: Body, line: Line) -> Logged {
+        Logged {
+            inner,
+            sent: 0,
+            line: Some(line),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(line) = self.line.take() {
+            line.emit(self.sent);
+        }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allow_listed_query_parameters_are_kept() {
+        let allow = vec!["page".to_string(), "limit".to_string()];
+        assert_eq!(
+            allowed_query("page=2&token=secret&limit=10", &allow).as_deref(),
+            Some("page=2&limit=10")
+        );
+        assert_eq!(allowed_query("access_token=abc", &allow), None);
+        assert_eq!(
+            allowed_query("pagex=1&page", &allow).as_deref(),
+            Some("page")
+        );
+        assert_eq!(allowed_query("", &[]), None);
+    }
+}
