@@ -6,7 +6,10 @@
 //!  3 header hygiene       header size (431), '_' in names (400), reserved identity
 //!                         headers removed in every spelling
 //!  3 canonical path       one canonical path or 400 (policy/path.rs)
-//!  4 access log           one JSON line per request, denials included
+//!  4 access log           one JSON line per request, denials included, written when
+//!                         the body has been sent (middleware/access_log.rs)
+//!  5 CORS                 preflights answered at the edge; grants + Vary on every
+//!                         answer (middleware/cors.rs)
 //!  6 error boundary       Err(GatewayError) → JSON response (error.rs, one match)
 //!  7 limits               declared body size (413), request deadline (504)
 //!  8 config snapshot      read once per request (hot reload)
@@ -25,7 +28,9 @@
 //! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
 //!                         streamed both ways, 502/504 on upstream failure
 //! ```
-//! Stage 5 (CORS) arrives with its issue and slots in where DESIGN.md puts it.
+//! Stage 5 (CORS) is split in two: preflights are answered right after the canonical
+//! path (before own endpoints and routing), and grants are added to every answer at
+//! the end of `handle`, errors included.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,7 +52,7 @@ use crate::body::Body;
 use crate::config::{AuthMode, Route};
 use crate::error::GatewayError;
 use crate::middleware::access_log::{self, LogInfo};
-use crate::middleware::{hygiene, request_id};
+use crate::middleware::{cors, hygiene, request_id};
 use crate::policy::matcher::{normalize_host, Matched};
 use crate::policy::path::{canonicalize, split_target};
 use crate::policy::scope;
@@ -88,6 +93,11 @@ pub async fn handle(
     let rid = request_id::ensure(req.headers_mut());
     let method = req.method().clone();
     let mut log = LogInfo::default();
+    let origin = if snap.cors_anywhere {
+        req.headers().get(http::header::ORIGIN).cloned()
+    } else {
+        None
+    };
     let client_ip = server
         .access_log
         .then(|| headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies));
@@ -111,6 +121,12 @@ pub async fn handle(
         .insert(request_id::X_REQUEST_ID.clone(), rid.clone());
     if snap.config.server.security_headers {
         crate::middleware::transform::security_headers(resp.headers_mut());
+    }
+    // 5: CORS headers on every answer (errors included), unless it was a preflight.
+    if snap.cors_anywhere && !log.cors_answered {
+        if let Some(p) = log.cors.as_ref().or(snap.config.cors.as_ref()) {
+            p.decorate(origin.as_ref(), resp.headers_mut());
+        }
     }
     // 4: the line is written once the body has been sent (bytes out, whole duration).
     if let (Some(started), Some(ip)) = (started, client_ip) {
@@ -388,6 +404,27 @@ async fn pipeline(
     if server.forward_auth_path.as_deref() == Some(canonical.as_str()) {
         return forward_auth(&req, snap, peer, worker, log).await;
     }
+    // 5: a preflight is answered here, by the policy of the route the actual request
+    // would take (or `[cors]`), before any token is asked for.
+    if snap.cors_anywhere && cors::is_preflight(&req) {
+        let wanted = req
+            .headers()
+            .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
+        let host = routing_host(&req);
+        let route = wanted.and_then(|m| route_for(snap, &m, host.as_deref(), &canonical).ok());
+        if let Some(p) = route
+            .and_then(|r| r.cors.as_ref())
+            .or(snap.config.cors.as_ref())
+        {
+            log.cors_answered = true;
+            if server.access_log {
+                log.route = route.map(|r| r.name.clone());
+                log.reason = Some("preflight");
+            }
+            return Ok(p.preflight(req.headers()));
+        }
+    }
     if let Some(svc) = &snap.config.token_service {
         if let Some(ep) = Endpoint::at(svc, &canonical) {
             if server.access_log {
@@ -410,6 +447,9 @@ async fn pipeline(
     if server.access_log {
         log.route = Some(route.name.clone());
         log.upstream = Some(route.upstream.name.clone());
+    }
+    if route.cors.is_some() {
+        log.cors = route.cors.clone();
     }
     // 7: a declared body over the (route's) limit is refused before anything is read.
     let max_body = route.max_body_bytes.unwrap_or(server.max_body_bytes);

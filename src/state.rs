@@ -38,6 +38,8 @@ pub struct Snapshot {
     /// The longest request deadline of any route (the server's, or a route's
     /// override): the outer bound; each route's own is applied once it is known.
     pub longest_deadline: Duration,
+    /// Whether any CORS policy is configured (global or on a route).
+    pub cors_anywhere: bool,
 }
 
 impl Snapshot {
@@ -79,6 +81,8 @@ impl Snapshot {
             .iter()
             .filter_map(|r| r.request_timeout)
             .fold(config.server.request_timeout, Duration::max);
+        let cors_anywhere =
+            config.cors.is_some() || config.router.routes().iter().any(|r| r.cors.is_some());
         let token_caches = (0..workers.max(1))
             .map(|_| TokenCache::new(max_age, size))
             .collect();
@@ -96,6 +100,7 @@ impl Snapshot {
             issuers,
             token_runtime,
             longest_deadline,
+            cors_anywhere,
         }
     }
 

@@ -169,6 +169,39 @@ fn default_login_rate_keys() -> usize {
     100_000
 }
 
+/// `[cors]`, or a route's `cors`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CorsFile {
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    #[serde(default = "default_cors_methods")]
+    pub allow_methods: Vec<String>,
+    #[serde(default = "default_cors_headers")]
+    pub allow_headers: Vec<String>,
+    #[serde(default = "default_cors_expose")]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default = "default_cors_max_age")]
+    pub max_age: String,
+}
+
+fn default_cors_methods() -> Vec<String> {
+    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_cors_headers() -> Vec<String> {
+    vec!["authorization".into(), "content-type".into()]
+}
+fn default_cors_expose() -> Vec<String> {
+    vec!["x-request-id".into()]
+}
+fn default_cors_max_age() -> String {
+    "10m".into()
+}
+
 /// `request_headers` / `response_headers` of a route.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -393,6 +426,8 @@ pub(crate) struct RouteFile {
     pub request_timeout: Option<String>,
     /// Overrides `server.max_body_bytes` for this route.
     pub max_body_bytes: Option<String>,
+    /// Replaces `[cors]` for this route.
+    pub cors: Option<CorsFile>,
 }
 
 fn default_rotation() -> String {

@@ -51,6 +51,8 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// `[rate_limits]`: named policies.
     pub rate_limits: crate::middleware::rate_limit::RateLimits,
+    /// `[cors]`: the policy of routes without their own.
+    pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
 }
 
 /// `[server]`, typed.
@@ -146,6 +148,8 @@ pub struct Route {
     pub request_timeout: Option<Duration>,
     /// Overrides `server.max_body_bytes`.
     pub max_body_bytes: Option<u64>,
+    /// Replaces `[cors]` for this route.
+    pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
 }
 
 impl Routable for Route {
@@ -257,6 +261,7 @@ impl Route {
             response_headers: None,
             request_timeout: None,
             max_body_bytes: None,
+            cors: None,
         }
     }
 }

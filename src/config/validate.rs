@@ -21,7 +21,7 @@ use crate::auth::jwt::{decoding_key, parse_alg, ClaimChecks, Verifier};
 use crate::policy::matcher::{Pattern, Router};
 use crate::token::keys::{self, SigningKey};
 
-const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits";
+const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits, cors";
 
 /// Collects issues while validating.
 #[derive(Default)]
@@ -125,6 +125,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut api_key_files: Vec<Option<ApiKeyFile>> = Vec::new();
     let mut issuer_files: Vec<Option<IssuerFile>> = Vec::new();
     let mut rate_limit_table: Option<toml::Value> = None;
+    let mut cors_file: Option<super::file::CorsFile> = None;
     let mut service_files = super::token_service::Files {
         users: None,
         clients: Vec::new(),
@@ -141,6 +142,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "users" => service_files.users = issues.section("users".into(), value),
             "clients" => service_files.clients = issues.array("clients", value),
             "rate_limits" => rate_limit_table = Some(value),
+            "cors" => cors_file = issues.section::<super::file::CorsFile>("cors".into(), value),
             "registration" => {
                 service_files.registration = issues.section("registration".into(), value)
             }
@@ -209,6 +211,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     );
 
     let rate_limits = rate_limits(&mut issues, rate_limit_table, &route_files);
+    let cors_policy = cors_file.and_then(|c| cors(&mut issues, "cors", &c));
 
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
@@ -223,6 +226,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             api_keys,
             issuers,
             rate_limits,
+            cors: cors_policy,
         }),
         _ => Err(fail(issues)),
     }
@@ -543,6 +547,70 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
     })
 }
 
+/// A CORS policy (`[cors]` or a route's `cors`).
+fn cors(
+    issues: &mut Issues,
+    key: &str,
+    f: &super::file::CorsFile,
+) -> Option<Arc<crate::middleware::cors::CorsPolicy>> {
+    use crate::middleware::cors::{CorsPolicy, OriginRule};
+    let mut origins = Vec::new();
+    for (i, o) in f.allow_origins.iter().enumerate() {
+        match OriginRule::parse(o) {
+            Ok(r) => origins.push(r),
+            Err(e) => issues.add(
+                format!("{key}.allow_origins[{i}]"),
+                e,
+                "e.g. \"http://localhost:3000\" or \"https://*.example.com\"",
+            ),
+        }
+    }
+    if f.allow_credentials && origins.contains(&OriginRule::Any) {
+        issues.add(
+            format!("{key}.allow_origins"),
+            "\"*\" together with allow_credentials = true would let any site act with the user's credentials",
+            "list the origins, or turn allow_credentials off",
+        );
+    }
+    let mut methods = Vec::new();
+    for m in &f.allow_methods {
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(method) if m.to_ascii_uppercase() == *m => methods.push(method),
+            _ => issues.add(
+                format!("{key}.allow_methods"),
+                format!("\"{m}\" is not an upper-case method"),
+                "e.g. [\"GET\", \"POST\"]",
+            ),
+        }
+    }
+    for (field, list) in [
+        ("allow_headers", &f.allow_headers),
+        ("expose_headers", &f.expose_headers),
+    ] {
+        for h in list {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                issues.add(
+                    format!("{key}.{field}"),
+                    format!("\"{h}\" is not a header name"),
+                    "use names like \"authorization\"",
+                );
+            }
+        }
+    }
+    let max_age = issues.duration(format!("{key}.max_age"), &f.max_age);
+    CorsPolicy::new(
+        origins,
+        methods,
+        f.allow_headers.clone(),
+        f.expose_headers.clone(),
+        f.allow_credentials,
+        Some(max_age.as_secs()),
+    )
+    .map_err(|e| issues.add(key.to_string(), e, "fix the values"))
+    .ok()
+    .map(Arc::new)
+}
+
 /// A route's header transform; names that touch reserved headers are errors.
 fn transform(
     issues: &mut Issues,
@@ -776,6 +844,7 @@ fn routes(
                         .max_body_bytes
                         .as_deref()
                         .map(|s| issues.size(key("max_body_bytes"), s)),
+                    cors: r.cors.as_ref().and_then(|c| cors(issues, &key("cors"), c)),
                     name,
                     pattern,
                     methods,

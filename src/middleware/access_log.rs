@@ -36,6 +36,10 @@ pub struct LogInfo {
     pub upstream_us: Option<u64>,
     /// Request body bytes read so far (shared with the body that counts them).
     pub bytes_in: Arc<AtomicU64>,
+    /// Pipeline context beyond the log: the routed request's own CORS policy, and
+    /// whether the answer was a preflight (which carries its CORS headers already).
+    pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
+    pub cors_answered: bool,
 }
 
 /// The allow-listed `name=value` pairs of a query string, in order.

@@ -1,6 +1,7 @@
 //! Edge concerns applied to every request before routing.
 
 pub mod access_log;
+pub mod cors;
 pub mod hygiene;
 pub mod identity;
 pub mod rate_limit;
