@@ -348,7 +348,7 @@ fn not_revoked(snap: &Snapshot, p: Arc<Principal>) -> Result<Arc<Principal>, Gat
 }
 
 /// Stage 13: counts the request on a route's policy.
-fn rate_limit(
+async fn rate_limit(
     policy: &crate::middleware::rate_limit::Policy,
     ip: std::net::IpAddr,
     principal: Option<&Principal>,
@@ -361,9 +361,11 @@ fn rate_limit(
         client_id: principal.and_then(|p| p.client_id.as_deref()),
         route: &route.name,
         headers,
+        username: None,
     };
     policy
         .check(&input)
+        .await
         .map_err(|retry_after| GatewayError::RateLimited {
             policy: policy.name.clone(),
             policy_header: policy.policy_header(),
@@ -501,7 +503,7 @@ async fn routed(
         policy.map(|_| headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies));
     if let (Some(p), Some(ip)) = (policy, client_ip) {
         if !p.key.needs_identity() {
-            rate_limit(p, ip, None, route, req.headers())?;
+            rate_limit(p, ip, None, route, req.headers()).await?;
         }
     }
     // 11, 12
@@ -515,7 +517,8 @@ async fn routed(
                 admitted.as_ref().map(|a| &*a.0),
                 route,
                 req.headers(),
-            )?;
+            )
+            .await?;
         }
     }
     // 14

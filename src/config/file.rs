@@ -226,6 +226,9 @@ pub(crate) struct RateLimitFile {
     pub burst: Option<u32>,
     /// Keys tracked at most (default 100000).
     pub max_keys: Option<usize>,
+    /// With a Redis backend: "allow" or "deny" when Redis fails (default: deny for
+    /// `login`, allow for the others).
+    pub on_error: Option<String>,
 }
 
 /// `[users]`: where users live and how passwords are hashed.

@@ -252,6 +252,65 @@ fn rate_limits(
             toml::Table::new()
         }
     };
+    // Backend settings share the table with the policies.
+    let mut entries = entries;
+    let text = |issues: &mut Issues, k: &str, v: Option<toml::Value>| -> Option<String> {
+        match v {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => {
+                issues.add(
+                    format!("rate_limits.{k}"),
+                    "must be a string",
+                    "e.g. \"redis://127.0.0.1:6379\"",
+                );
+                None
+            }
+        }
+    };
+    let backend = text(issues, "backend", entries.remove("backend"));
+    let backend_env = text(issues, "backend_env", entries.remove("backend_env"));
+    let timeout = text(issues, "redis_timeout", entries.remove("redis_timeout"))
+        .map(|t| issues.duration("rate_limits.redis_timeout".into(), &t))
+        .unwrap_or(std::time::Duration::from_millis(50));
+    let url = match (backend, backend_env) {
+        (Some(_), Some(_)) => {
+            issues.add(
+                "rate_limits.backend",
+                "both backend and backend_env are set",
+                "keep one",
+            );
+            None
+        }
+        (Some(u), None) => Some(u),
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(u) => Some(u),
+            Err(_) => {
+                issues.add(
+                    "rate_limits.backend_env",
+                    format!("environment variable {var} is not set"),
+                    format!("export {var}=redis://host:6379"),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let redis = url.and_then(|u| {
+        if u == "memory" {
+            return None;
+        }
+        crate::middleware::rate_limit::RedisBackend::new(&u, timeout)
+            .map(Arc::new)
+            .map_err(|e| {
+                issues.add(
+                    "rate_limits.backend",
+                    e,
+                    "use \"memory\" (default) or \"redis://host:6379\"",
+                )
+            })
+            .ok()
+    });
     for (name, value) in entries {
         let key = format!("rate_limits.{name}");
         let Some(f) = issues.section::<super::file::RateLimitFile>(key.clone(), value) else {
@@ -285,14 +344,42 @@ fn rate_limits(
                 "leave it out (= the rate's count) or set at least 1",
             );
         }
+        if name != "login"
+            && spec.as_ref().is_some_and(|s| {
+                s.0.contains(&crate::middleware::rate_limit::KeyPart::Username)
+            })
+        {
+            issues.add(
+                format!("{key}.key"),
+                "username is only known to the login policy",
+                "use ip, subject, client_id, route or header:NAME",
+            );
+        }
+        let on_error = match f.on_error.as_deref() {
+            None => None,
+            Some("allow") => Some(crate::middleware::rate_limit::OnError::Allow),
+            Some("deny") => Some(crate::middleware::rate_limit::OnError::Deny),
+            Some(other) => {
+                issues.add(
+                    format!("{key}.on_error"),
+                    format!("\"{other}\" is not allow or deny"),
+                    "on_error = \"allow\" or \"deny\"",
+                );
+                None
+            }
+        };
         if let (Some(spec), Some(rate)) = (spec, rate) {
-            let policy = Policy::new(
+            let mut policy = Policy::new(
                 &name,
                 spec,
                 rate,
                 f.burst,
                 f.max_keys.unwrap_or(100_000).max(1),
             );
+            if let Some(o) = on_error {
+                policy.on_error = o;
+            }
+            policy.redis = redis.clone();
             out.policies.insert(name, Arc::new(policy));
         }
     }

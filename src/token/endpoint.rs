@@ -384,6 +384,7 @@ pub async fn serve(
                         roles: &snap.config.roles,
                         verifier: snap.config.tokens.as_ref(),
                         client_ip,
+                        login_policy: snap.config.rate_limits.policies.get("login").map(|p| &**p),
                     };
                     match endpoint {
                         Endpoint::Token => grants::token(&ctx, &headers, &form).await,

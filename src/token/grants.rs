@@ -35,6 +35,27 @@ pub struct Ctx<'a> {
     pub roles: &'a HashMap<String, Vec<String>>,
     pub verifier: Option<&'a Verifier>,
     pub client_ip: IpAddr,
+    /// `[rate_limits.login]`, which replaces `[tokens] login_rate` when present.
+    pub login_policy: Option<&'a crate::middleware::rate_limit::Policy>,
+}
+
+/// Counts one login (or registration) attempt of `username` from the client's IP.
+async fn limit_attempt(ctx: &Ctx<'_>, username: &str) -> Result<(), OAuthError> {
+    match ctx.login_policy {
+        Some(p) => {
+            let headers = HeaderMap::new();
+            let input = crate::middleware::rate_limit::KeyInput {
+                ip: ctx.client_ip,
+                subject: None,
+                client_id: None,
+                route: "token",
+                headers: &headers,
+                username: Some(username),
+            };
+            p.check(&input).await.map_err(OAuthError::rate_limited)
+        }
+        None => limit(ctx.svc, &format!("{}|{}", ctx.client_ip, username)),
+    }
 }
 
 const BAD_CREDENTIALS: &str = "the username or password is incorrect";
@@ -259,7 +280,7 @@ async fn password_grant(
     let username = form.require("username", "username is missing")?;
     let password = form.require("password", "password is missing")?;
     let requested = parse_scope(form.get("scope"))?;
-    limit(ctx.svc, &format!("{}|{}", ctx.client_ip, username))?;
+    limit_attempt(ctx, username).await?;
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(OAuthError::invalid_grant(BAD_CREDENTIALS));
     }
@@ -514,7 +535,7 @@ pub async fn register(ctx: &Ctx<'_>, form: &Form) -> Result<Response<Body>, OAut
             "roles cannot be chosen at registration",
         ));
     }
-    limit(ctx.svc, &format!("{}|register", ctx.client_ip))?;
+    limit_attempt(ctx, "\u{1f}register").await?;
     if !valid_username(username) {
         return Err(OAuthError::invalid_request(
             "a username has 3 to 64 characters: letters, digits, '.', '_', '-', '@'",

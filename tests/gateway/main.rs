@@ -13,6 +13,7 @@ mod pool;
 mod postgres;
 mod proxying;
 mod rate_limit;
+mod redis;
 mod routing;
 mod shutdown;
 mod support;
