@@ -20,8 +20,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 
+/// Every in-process gateway's logs (all `portcullis` targets, debug level, JSON) go to
+/// `target/test-logs/gateway-PID.log`; `.ci/run` scans them for tokens and the test
+/// passwords afterwards, so a secret logged by any test fails CI.
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("gateway-{}.log", std::process::id()));
+        if let Ok(file) = std::fs::File::create(path) {
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("portcullis=debug"))
+                .with_writer(Mutex::new(file))
+                .try_init();
+        }
+    });
+}
+
 /// Starts the gateway from TOML text; `{UP}` is replaced by the upstream's address.
 pub async fn gateway(toml: &str, upstream: Option<SocketAddr>) -> Gateway {
+    capture_logs();
     let text = match upstream {
         Some(a) => toml.replace("{UP}", &a.to_string()),
         None => toml.to_string(),
