@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`config`] | `gateway.toml` → validated, typed [`config::Config`] (every error listed) |
 //! | [`policy`] | canonical paths ([`policy::path`]), the router ([`policy::matcher`]), authorization ([`policy::scope`]) |
-//! | [`middleware`] | request ids and header hygiene |
+//! | [`middleware`] | request ids, header hygiene, access log, CORS, rate-limit policies (memory or Redis), header transforms |
 //! | [`proxy`] | upstream clients, hop-by-hop and forwarded headers, the forward step, the echo upstream |
 //! | [`error`] | every failure → its JSON answer, in one match |
 //! | [`auth`] | Bearer extraction, JWT verification (own keys, external issuers' JWKS), API keys, the verified-token cache |
