@@ -4,6 +4,7 @@
 #
 #   bash bench/load.sh                    # 3 rounds × 10 s per target
 #   ROUNDS=5 DURATION=8 bash bench/load.sh
+#   GW_ACCESS_LOG=true GW_EXTRA='[rate_limits.default]…' bash bench/load.sh   # features on
 #
 # Upstream: nginx, 1 worker, `return 200 "ok"`. Proxies: nginx (1 worker, keep-alive
 # pool to the upstream) and Portcullis (worker_threads = 1, access log off). Load:
@@ -55,7 +56,8 @@ cat >"$run/gateway.toml" <<EOF
 [server]
 listen = "127.0.0.1:$P_GW"
 worker_threads = 1
-access_log = false
+access_log = ${GW_ACCESS_LOG:-false}
+access_log_file = "$run/access.log"
 [[upstreams]]
 name = "up"
 url = "http://127.0.0.1:$P_UP"
@@ -63,6 +65,7 @@ url = "http://127.0.0.1:$P_UP"
 path = "/public/**"
 upstream = "up"
 auth = "none"
+${GW_EXTRA:-}
 EOF
 cat >"$run/report.lua" <<'EOF'
 done = function(summary, latency, requests)

@@ -348,11 +348,11 @@ fn explain(
 /// Application logs on stdout (level from `RUST_LOG`, else `server.log_level`; JSON
 /// unless `PORTCULLIS_LOG_FORMAT`/`server.log_format` say "text") and the access log
 /// (target `portcullis::access`) on stdout or, with `server.access_log_file`, in a
-/// rotated file through a non-blocking writer. The returned guard flushes the file
+/// rotated file through a non-blocking writer. The returned guard flushes the access
 /// writer when dropped.
 fn init_logging(
     server: &portcullis::config::ServerConfig,
-) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::filter::{filter_fn, EnvFilter};
     use tracing_subscriber::prelude::*;
     const ACCESS: &str = "portcullis::access";
@@ -374,7 +374,9 @@ fn init_logging(
     let app = app
         .with_filter(app_filter)
         .with_filter(filter_fn(|m| m.target() != ACCESS));
-    let (access, guard) = match &server.access_log_file {
+    // Access lines are formatted by portcullis itself (middleware/access_log.rs) and
+    // written through a non-blocking writer: to the rotated file, or to stdout.
+    let (writer, guard) = match &server.access_log_file {
         Some(path) => {
             use tracing_appender::rolling::{RollingFileAppender, Rotation};
             let rotation = match server.access_log_rotation.as_str() {
@@ -390,29 +392,12 @@ fn init_logging(
             let name = path
                 .file_name()
                 .context("access_log_file has no file name")?;
-            let appender = RollingFileAppender::new(rotation, dir, name);
-            let (writer, guard) = tracing_appender::non_blocking(appender);
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_writer(writer)
-                .boxed();
-            (layer, Some(guard))
+            tracing_appender::non_blocking(RollingFileAppender::new(rotation, dir, name))
         }
-        None => {
-            let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_writer(writer)
-                .boxed();
-            (layer, Some(guard))
-        }
+        None => tracing_appender::non_blocking(std::io::stdout()),
     };
-    let access = access.with_filter(filter_fn(|m| m.target() == ACCESS));
-    tracing_subscriber::registry().with(app).with(access).init();
+    portcullis::middleware::access_log::set_sink(writer);
+    tracing_subscriber::registry().with(app).init();
     Ok(guard)
 }
 
