@@ -225,6 +225,14 @@ async fn serve_public(
     drain: Duration,
 ) {
     let graceful = GracefulShutdown::new();
+    // This worker's batched access lines reach the writer at least every 250 ms.
+    let flusher = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            crate::middleware::access_log::flush_thread();
+        }
+    });
     loop {
         let (stream, peer) = tokio::select! {
             res = listener.accept() => match res {
@@ -261,6 +269,8 @@ async fn serve_public(
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!("drain time exceeded; closing remaining connections"),
     }
+    flusher.abort();
+    crate::middleware::access_log::flush_thread();
 }
 
 async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
