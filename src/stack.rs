@@ -548,10 +548,10 @@ async fn routed(
         proto: "http",
     };
     let client = snap.client(worker, &route.upstream.name);
-    let asked = Instant::now();
+    let asked = server.access_log.then(Instant::now);
     let forwarded =
         forward::forward(req, canonical, route, client, inbound, max_body, upgrade).await;
-    if server.access_log {
+    if let Some(asked) = asked {
         log.upstream_us = Some(u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX));
     }
     let mut resp = forwarded?;

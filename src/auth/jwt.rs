@@ -195,7 +195,8 @@ pub struct Verifier {
     keys: Vec<VerifyKey>,
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch.
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

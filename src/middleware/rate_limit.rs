@@ -363,6 +363,9 @@ pub struct RateLimits {
 impl RateLimits {
     /// The policy of a route: its own (`None` when it says `"none"`), else `default`.
     pub fn for_route(&self, route_policy: Option<&str>) -> Option<&Arc<Policy>> {
+        if self.policies.is_empty() {
+            return None;
+        }
         match route_policy {
             Some("none") => None,
             Some(name) => self.policies.get(name),

@@ -80,6 +80,8 @@ pub struct OAuthError {
     /// `WWW-Authenticate: Basic` (the client authenticated with Basic and failed).
     pub basic_challenge: bool,
     pub retry_after: Option<u64>,
+    /// The `[rate_limits]` policy that refused: (name, `RateLimit-Policy` value).
+    pub policy: Option<(String, String)>,
 }
 
 impl OAuthError {
@@ -90,6 +92,7 @@ impl OAuthError {
             description,
             basic_challenge: false,
             retry_after: None,
+            policy: None,
         }
     }
 
@@ -145,6 +148,15 @@ impl OAuthError {
         }
         if let Some(s) = self.retry_after {
             h.insert(RETRY_AFTER, HeaderValue::from(s));
+            // The same RateLimit headers as a route's 429 (error.rs).
+            if let Some((name, policy)) = &self.policy {
+                if let Ok(v) = HeaderValue::from_str(policy) {
+                    h.insert("ratelimit-policy", v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r=0;t={s}")) {
+                    h.insert("ratelimit", v);
+                }
+            }
         }
         resp
     }

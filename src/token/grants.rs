@@ -52,7 +52,10 @@ async fn limit_attempt(ctx: &Ctx<'_>, username: &str) -> Result<(), OAuthError> 
                 headers: &headers,
                 username: Some(username),
             };
-            p.check(&input).await.map_err(OAuthError::rate_limited)
+            p.check(&input).await.map_err(|s| OAuthError {
+                policy: Some((p.name.clone(), p.policy_header())),
+                ..OAuthError::rate_limited(s)
+            })
         }
         None => limit(ctx.svc, &format!("{}|{}", ctx.client_ip, username)),
     }

@@ -29,7 +29,7 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use grants::valid_username;
 
@@ -41,9 +41,7 @@ use store::{Store, StoreError};
 
 /// Seconds since the epoch.
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    i64::try_from(crate::auth::jwt::now_secs()).unwrap_or(i64::MAX)
 }
 
 /// What a token request may ask for beyond what the user's roles allow.

@@ -124,6 +124,8 @@ async fn two_instances_share_one_limit_and_a_dead_redis_applies_on_error() {
     )
     .await;
     assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("ratelimit-policy"), Some("\"login\";q=3;w=60"));
+    assert_eq!(r.json()["error"], "rate_limited");
 
     // Redis gone: allow-policies let requests through, deny-policies and the login
     // policy refuse them — quickly, within the decision timeout.
