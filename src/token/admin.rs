@@ -122,8 +122,7 @@ pub async fn users(
             }
             check_roles(roles, &r)?;
             let pw = password()?;
-            let h = svc.hasher.clone();
-            let hashed = store.blocking(move || h.hash(&pw)).await??;
+            let hashed = store.hash_password(&svc.hasher, &pw).await??;
             if !store.add_user(&username, &hashed, &r).await? {
                 bail!("user \"{username}\" exists already");
             }
@@ -134,8 +133,7 @@ pub async fn users(
                 return Err(not_found(&username));
             }
             let pw = password()?;
-            let h = svc.hasher.clone();
-            let hashed = store.blocking(move || h.hash(&pw)).await??;
+            let hashed = store.hash_password(&svc.hasher, &pw).await??;
             store.set_password_hash(&username, &hashed).await?;
             Ok(format!("password of {username} changed\n"))
         }

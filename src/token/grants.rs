@@ -314,12 +314,10 @@ async fn password_grant(
         }
     };
     if verdict == Verdict::ValidNeedsRehash && user.stored {
-        let hasher = ctx.svc.hasher.clone();
-        let pw = password.to_string();
         let new = ctx
             .rt
             .store
-            .blocking(move || hasher.hash(&pw))
+            .hash_password(&ctx.svc.hasher, password)
             .await
             .map_err(server_error)?;
         match new {
@@ -556,12 +554,10 @@ pub async fn register(ctx: &Ctx<'_>, form: &Form) -> Result<Response<Body>, OAut
             "this username is taken",
         ));
     }
-    let hasher = ctx.svc.hasher.clone();
-    let pw = password.to_string();
     let hash = ctx
         .rt
         .store
-        .blocking(move || hasher.hash(&pw))
+        .hash_password(&ctx.svc.hasher, password)
         .await
         .map_err(server_error)?
         .map_err(server_error)?;

@@ -216,6 +216,17 @@ impl Store {
             .map_err(|e| StoreError::Other(format!("hashing task failed: {e}")))
     }
 
+    /// A new password hash, computed on the store runtime's blocking pool (argon2 takes
+    /// tens of milliseconds and must not stall an async thread).
+    pub async fn hash_password(
+        &self,
+        hasher: &super::password::Hasher,
+        password: &str,
+    ) -> Result<Result<String, super::password::HashError>, StoreError> {
+        let (hasher, password) = (hasher.clone(), password.to_string());
+        self.blocking(move || hasher.hash(&password)).await
+    }
+
     pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let username = username.to_string();
         self.on_rt(|pool| async move {
