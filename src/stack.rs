@@ -98,9 +98,9 @@ pub async fn handle(
     } else {
         None
     };
-    let client_ip = server
-        .access_log
-        .then(|| headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies));
+    // The client's IP after the trusted-proxy rule, once, for the log, the token
+    // endpoints' limiter and rate-limit keys.
+    let client_ip = headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies);
     if server.access_log && !server.access_log_query.is_empty() {
         log.query = req
             .uri()
@@ -111,7 +111,7 @@ pub async fn handle(
     let (mut resp, reason) = guard(
         // Boxed: the pipeline's state is several KiB, and hyper moves the service
         // future around; moving a pointer is cheaper than copying that state.
-        Box::pin(pipeline(req, &snap, peer, worker, &mut log)),
+        Box::pin(pipeline(req, &snap, peer, client_ip, worker, &mut log)),
         snap.longest_deadline,
         &rid,
     )
@@ -129,10 +129,10 @@ pub async fn handle(
         }
     }
     // 4: the line is written once the body has been sent (bytes out, whole duration).
-    if let (Some(started), Some(ip)) = (started, client_ip) {
+    if let Some(started) = started {
         let line = access_log::Line {
             request_id: rid.to_str().unwrap_or("").to_string(),
-            client_ip: ip.to_string(),
+            client_ip: client_ip.to_string(),
             method: method.as_str().to_string(),
             status: resp.status().as_u16(),
             started,
@@ -386,6 +386,7 @@ async fn pipeline(
     mut req: Request<Incoming>,
     snap: &Snapshot,
     peer: &Peer,
+    client_ip: std::net::IpAddr,
     worker: usize,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
@@ -432,9 +433,8 @@ async fn pipeline(
             if server.access_log {
                 log.route = Some(format!("portcullis:{}", ep.name()));
             }
-            let ip = headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies);
             let runtime = snap.token_runtime.as_deref();
-            let (resp, reason) = endpoint::serve(ep, req, ip, snap, svc, runtime).await;
+            let (resp, reason) = endpoint::serve(ep, req, client_ip, snap, svc, runtime).await;
             log.reason = reason;
             return Ok(resp);
         }
@@ -468,7 +468,9 @@ async fn pipeline(
     // 7: the route's deadline (the outer guard allows the longest one configured).
     // When it equals the outer bound, the guard in `handle` enforces it already.
     let deadline = route.request_timeout.unwrap_or(server.request_timeout);
-    let rest = routed(req, snap, peer, worker, log, route, &canonical, max_body);
+    let rest = routed(
+        req, snap, peer, client_ip, worker, log, route, &canonical, max_body,
+    );
     if deadline >= snap.longest_deadline {
         return rest.await;
     }
@@ -484,6 +486,7 @@ async fn routed(
     mut req: Request<Incoming>,
     snap: &Snapshot,
     peer: &Peer,
+    client_ip: std::net::IpAddr,
     worker: usize,
     log: &mut LogInfo,
     route: &Route,
@@ -499,21 +502,19 @@ async fn routed(
         .config
         .rate_limits
         .for_route(route.rate_limit.as_deref());
-    let client_ip =
-        policy.map(|_| headers::client_ip(peer.addr.ip(), req.headers(), &server.trusted_proxies));
-    if let (Some(p), Some(ip)) = (policy, client_ip) {
+    if let Some(p) = policy {
         if !p.key.needs_identity() {
-            rate_limit(p, ip, None, route, req.headers()).await?;
+            rate_limit(p, client_ip, None, route, req.headers()).await?;
         }
     }
     // 11, 12
     let admitted = admit(snap, worker, route, req.headers(), log).await?;
     // 13, part two: keyed by subject or client.
-    if let (Some(p), Some(ip)) = (policy, client_ip) {
+    if let Some(p) = policy {
         if p.key.needs_identity() {
             rate_limit(
                 p,
-                ip,
+                client_ip,
                 admitted.as_ref().map(|a| &*a.0),
                 route,
                 req.headers(),
