@@ -126,8 +126,8 @@ impl<C: Clock> Limiter<C> {
         self.inner.len()
     }
 
-    /// Counts one request for `key`.
-    pub fn check(&self, key: &str) -> Decision {
+    /// Counts one request for `key` (owned: the state map stores it).
+    pub fn check(&self, key: String) -> Decision {
         let n = self.decisions.fetch_add(1, Ordering::Relaxed);
         if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.inner.retain_recent();
@@ -135,7 +135,7 @@ impl<C: Clock> Limiter<C> {
         let outcome = if self.inner.len() >= self.max_keys {
             self.inner.check_key(&OVERFLOW_KEY.to_string())
         } else {
-            self.inner.check_key(&key.to_string())
+            self.inner.check_key(&key)
         };
         match outcome {
             Ok(()) => Decision::Allow,
@@ -185,23 +185,23 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let l = Limiter::with_clock("5/5s".parse().expect("rate"), None, 100, clock.clone());
         for i in 0..5 {
-            assert_eq!(l.check("ip|alice"), Decision::Allow, "attempt {i}");
+            assert_eq!(l.check("ip|alice".into()), Decision::Allow, "attempt {i}");
         }
-        let Decision::Limit { retry_after } = l.check("ip|alice") else {
+        let Decision::Limit { retry_after } = l.check("ip|alice".into()) else {
             panic!("the sixth attempt must be limited");
         };
         assert_eq!(retry_after, Duration::from_secs(1));
         assert_eq!(retry_after_secs(retry_after), 1);
         // Another key has its own budget.
-        assert_eq!(l.check("ip|bob"), Decision::Allow);
+        assert_eq!(l.check("ip|bob".into()), Decision::Allow);
         // One second later one more attempt, not two.
         clock.advance(Duration::from_secs(1));
-        assert_eq!(l.check("ip|alice"), Decision::Allow);
-        assert!(matches!(l.check("ip|alice"), Decision::Limit { .. }));
+        assert_eq!(l.check("ip|alice".into()), Decision::Allow);
+        assert!(matches!(l.check("ip|alice".into()), Decision::Limit { .. }));
         // After the whole period the full burst is back.
         clock.advance(Duration::from_secs(5));
         for _ in 0..5 {
-            assert_eq!(l.check("ip|alice"), Decision::Allow);
+            assert_eq!(l.check("ip|alice".into()), Decision::Allow);
         }
     }
 
@@ -211,7 +211,7 @@ mod tests {
         let l = Limiter::with_clock("5/5s".parse().expect("rate"), None, 1000, clock.clone());
         let mut allowed = 0;
         for i in 0..100_000 {
-            if l.check(&format!("key-{i}")) == Decision::Allow {
+            if l.check(format!("key-{i}")) == Decision::Allow {
                 allowed += 1;
             }
         }
@@ -221,7 +221,7 @@ mod tests {
         // Once the period has passed, idle keys are swept and new keys are tracked again.
         clock.advance(Duration::from_secs(10));
         for i in 0..SWEEP_EVERY {
-            let _ = l.check(&format!("later-{i}"));
+            let _ = l.check(format!("later-{i}"));
         }
         assert!(l.keys() < 1000, "{} keys after the sweep", l.keys());
     }

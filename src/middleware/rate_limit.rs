@@ -175,7 +175,7 @@ impl Policy {
     pub async fn check(&self, k: &KeyInput<'_>) -> Result<(), u64> {
         let key = self.key_of(k);
         let decision = match &self.redis {
-            None => self.limiter.check(&key),
+            None => self.limiter.check(key),
             Some(r) => match r
                 .decide(&self.name, &key, self.limiter.rate(), self.burst)
                 .await

@@ -329,7 +329,7 @@ async fn read_form(req: Request<Incoming>) -> Result<(HeaderMap, Form), OAuthErr
 }
 
 /// Counts one attempt for `key` on the login limiter.
-pub fn limit(svc: &TokenService, key: &str) -> Result<(), OAuthError> {
+pub fn limit(svc: &TokenService, key: String) -> Result<(), OAuthError> {
     match svc.login_limiter.check(key) {
         Decision::Allow => Ok(()),
         Decision::Limit { retry_after } => {

@@ -57,7 +57,7 @@ async fn limit_attempt(ctx: &Ctx<'_>, username: &str) -> Result<(), OAuthError> 
                 ..OAuthError::rate_limited(s)
             })
         }
-        None => limit(ctx.svc, &format!("{}|{}", ctx.client_ip, username)),
+        None => limit(ctx.svc, format!("{}|{}", ctx.client_ip, username)),
     }
 }
 
