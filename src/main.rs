@@ -50,7 +50,7 @@ enum Command {
     /// Manage the users of the configured store ([users] store).
     Users {
         #[command(subcommand)]
-        action: UsersCommand,
+        action: portcullis::token::admin::UsersAction,
     },
     /// Print an argon2id hash of a password read from a prompt or stdin (for
     /// [[users.static]] and [[users.seed]]).
@@ -80,40 +80,6 @@ enum Command {
         /// Pretend the caller has these roles (space-separated).
         #[arg(long)]
         roles: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum UsersCommand {
-    /// Add a user; the password is read from a prompt or stdin.
-    Add {
-        username: String,
-        /// Comma-separated roles from [roles].
-        #[arg(long, value_delimiter = ',')]
-        roles: Vec<String>,
-    },
-    /// List users (store and static).
-    List,
-    /// Set a new password, read from a prompt or stdin.
-    Passwd {
-        username: String,
-    },
-    /// Replace a user's roles.
-    SetRoles {
-        username: String,
-        #[arg(long, value_delimiter = ',')]
-        roles: Vec<String>,
-    },
-    /// Refuse a user's logins and refreshes from now on.
-    Disable {
-        username: String,
-    },
-    Enable {
-        username: String,
-    },
-    /// Delete a user and revoke their refresh tokens.
-    Remove {
-        username: String,
     },
 }
 
@@ -234,8 +200,8 @@ fn report(r: anyhow::Result<String>) -> ExitCode {
     }
 }
 
-fn users(path: &Path, action: UsersCommand) -> anyhow::Result<String> {
-    use portcullis::token::admin::{read_password, UsersAction as A};
+fn users(path: &Path, action: portcullis::token::admin::UsersAction) -> anyhow::Result<String> {
+    use portcullis::token::admin::read_password;
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let svc = config.token_service.as_ref().with_context(|| {
         format!(
@@ -243,15 +209,6 @@ fn users(path: &Path, action: UsersCommand) -> anyhow::Result<String> {
             path.display()
         )
     })?;
-    let action = match action {
-        UsersCommand::Add { username, roles } => A::Add { username, roles },
-        UsersCommand::List => A::List,
-        UsersCommand::Passwd { username } => A::Passwd { username },
-        UsersCommand::SetRoles { username, roles } => A::SetRoles { username, roles },
-        UsersCommand::Disable { username } => A::Disable { username },
-        UsersCommand::Enable { username } => A::Enable { username },
-        UsersCommand::Remove { username } => A::Remove { username },
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -38,27 +38,37 @@ pub fn read_password(prompt: &str) -> anyhow::Result<String> {
     Ok(pw)
 }
 
-/// A `users` subcommand.
-#[derive(Debug, Clone)]
+/// A `users` subcommand (also the clap definition of `portcullis users …`).
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum UsersAction {
+    /// Add a user; the password is read from a prompt or stdin.
     Add {
         username: String,
+        /// Comma-separated roles from [roles].
+        #[arg(long, value_delimiter = ',')]
         roles: Vec<String>,
     },
+    /// List users (store and static).
     List,
+    /// Set a new password, read from a prompt or stdin.
     Passwd {
         username: String,
     },
+    /// Replace a user's roles.
     SetRoles {
         username: String,
+        #[arg(long, value_delimiter = ',')]
         roles: Vec<String>,
     },
+    /// Refuse a user's logins and refreshes from now on.
     Disable {
         username: String,
     },
+    /// Let a disabled user log in again.
     Enable {
         username: String,
     },
+    /// Delete a user and revoke their refresh tokens.
     Remove {
         username: String,
     },
