@@ -51,9 +51,7 @@ pub enum UsersAction {
     /// List users (store and static).
     List,
     /// Set a new password, read from a prompt or stdin.
-    Passwd {
-        username: String,
-    },
+    Passwd { username: String },
     /// Replace a user's roles.
     SetRoles {
         username: String,
@@ -61,17 +59,11 @@ pub enum UsersAction {
         roles: Vec<String>,
     },
     /// Refuse a user's logins and refreshes from now on.
-    Disable {
-        username: String,
-    },
+    Disable { username: String },
     /// Let a disabled user log in again.
-    Enable {
-        username: String,
-    },
+    Enable { username: String },
     /// Delete a user and revoke their refresh tokens.
-    Remove {
-        username: String,
-    },
+    Remove { username: String },
 }
 
 fn check_roles(
