@@ -46,6 +46,15 @@ pub enum GatewayError {
     PayloadTooLarge,
     #[error("request headers too large")]
     HeadersTooLarge,
+    #[error("request target too long")]
+    UriTooLong,
+    /// A method refused server-wide (`server.refuse_methods`).
+    #[error("method not supported")]
+    MethodNotSupported,
+    /// The upstream answered `101` to a request that asked no (allowed) upgrade, or
+    /// switched to another protocol than the one asked for.
+    #[error("upstream switched protocols unasked")]
+    UnexpectedUpgrade,
     #[error("upstream unreachable")]
     UpstreamConnect,
     #[error("upstream timed out")]
@@ -111,6 +120,21 @@ impl GatewayError {
                 "headers_too_large",
                 "the request headers exceed the size limit".into(),
             ),
+            UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request target exceeds the length limit".into(),
+            ),
+            MethodNotSupported => (
+                StatusCode::NOT_IMPLEMENTED,
+                "method_not_supported",
+                "this gateway does not serve that method".into(),
+            ),
+            UnexpectedUpgrade => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the upstream service switched protocols without being asked to".into(),
+            ),
             UpstreamConnect => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -154,6 +178,9 @@ impl GatewayError {
             InsufficientScope(_) => "insufficient_scope",
             PayloadTooLarge => "body_too_large",
             HeadersTooLarge => "headers_too_large",
+            UriTooLong => "uri_too_long",
+            MethodNotSupported => "method_refused",
+            UnexpectedUpgrade => "unexpected_upgrade",
             UpstreamConnect => "upstream_connect",
             UpstreamTimeout => "upstream_timeout",
             UpstreamFailed => "upstream_failed",

@@ -10,6 +10,34 @@ use portcullis::config::Config;
 use portcullis::policy::matcher::Routable;
 use portcullis::Gateway;
 
+/// `println!` for command output: a closed pipe (`portcullis check | head -1`) ends
+/// the program quietly, as SIGPIPE ends other Unix tools, instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output (see [`say!`]).
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        out(format_args!($($arg)*))
+    };
+}
+
+fn out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // 128 + SIGPIPE, what a shell reports for a tool the signal ended.
+            std::process::exit(141);
+        }
+        eprintln!("portcullis: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 // Many small, short-lived allocations per request (header maps, URIs, futures):
 // mimalloc's thread-local free lists are measurably cheaper than glibc malloc here.
 #[global_allocator]
@@ -140,8 +168,8 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(c) => {
-            println!("{}: OK", path.display());
-            println!(
+            say!("{}: OK", path.display());
+            say!(
                 "listen {}{}",
                 c.server.listen,
                 c.server
@@ -149,14 +177,14 @@ fn check(path: &Path) -> ExitCode {
                     .map(|a| format!(", admin {a}"))
                     .unwrap_or_default()
             );
-            println!("routes, in match order:");
+            say!("routes, in match order:");
             for r in c.router.routes() {
                 let methods = r
                     .methods()
                     .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
                     .unwrap_or_else(|| "*".into());
                 let host = r.host().map(|h| format!(" host={h}")).unwrap_or_default();
-                println!(
+                say!(
                     "  {:<10} {:<28}{} → {} (auth {:?})",
                     methods,
                     r.pattern().as_str(),
@@ -172,7 +200,7 @@ fn check(path: &Path) -> ExitCode {
                 } else {
                     "postgres (URL not shown)".into()
                 };
-                println!(
+                say!(
                     "token service: POST {p}/token, {p}/revoke{reg}; key {kid} ({alg:?}); store {store}; {n} client(s)",
                     p = s.endpoint_prefix,
                     reg = if s.registration.is_some() { format!(", {}/register", s.endpoint_prefix) } else { String::new() },
@@ -190,7 +218,7 @@ fn check(path: &Path) -> ExitCode {
 fn report(r: anyhow::Result<String>) -> ExitCode {
     match r {
         Ok(out) => {
-            print!("{out}");
+            say_raw!("{out}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -236,7 +264,7 @@ fn api_key(action: &str) -> ExitCode {
     let key = if action == "generate" {
         match api_key::generate() {
             Ok(k) => {
-                println!("key:    {k}\n        (give it to the client; it is not stored anywhere)");
+                say!("key:    {k}\n        (give it to the client; it is not stored anywhere)");
                 k
             }
             Err(_) => {
@@ -252,7 +280,7 @@ fn api_key(action: &str) -> ExitCode {
         }
         k.trim().to_string()
     };
-    println!("sha256: {}", api_key::hash(&key));
+    say!("sha256: {}", api_key::hash(&key));
     ExitCode::SUCCESS
 }
 
@@ -294,7 +322,7 @@ fn explain(
         None => Caller::Anonymous,
     };
     let d = explain(&config, method, target, host, &caller);
-    print!("{}", d.report);
+    say_raw!("{}", d.report);
     if d.status.is_none() {
         ExitCode::SUCCESS
     } else {

@@ -26,6 +26,8 @@ use crate::error::json_response;
 use crate::stack::Peer;
 use crate::state::{Shared, Snapshot};
 
+mod head_timeout;
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -78,7 +80,7 @@ impl Gateway {
             .map(TcpListener::local_addr)
             .transpose()?;
         let drain = config.server.shutdown_drain;
-        let builder = http_builder(&config);
+        let builder = Arc::new(http_builder(&config));
         let token_runtime = match &config.token_service {
             Some(svc) => {
                 svc.persist_created_keys()?;
@@ -205,10 +207,20 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // hyper answers 431 itself when the head outgrows its buffer; the finer limit (a
     // JSON 431) is checked in the pipeline.
-    let buf = (config.server.max_header_bytes + 4096).max(8192);
+    // The head: request line (target included) plus headers, with room to spare.
+    let buf = (config.server.max_header_bytes + config.server.max_request_target_bytes + 4096)
+        .max(8192);
+    // hyper parses up to 100 header fields without allocating; the finer count limit
+    // (a JSON 431) is checked in the pipeline, hyper's own (a bare 431) only above it.
+    let max_headers = if config.server.max_headers < 100 {
+        100
+    } else {
+        config.server.max_headers + 1
+    };
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(config.server.header_read_timeout)
+        .max_headers(max_headers)
         .max_buf_size(buf);
     b.http2()
         .timer(TokioTimer::new())
@@ -219,7 +231,7 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 async fn serve_public(
     worker: usize,
     listener: TcpListener,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
@@ -247,18 +259,34 @@ async fn serve_public(
             _ = stop.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
         let shared = shared.clone();
         let conn_peer = Arc::new(Peer::new(peer));
         let service = service_fn(move |req: Request<Incoming>| {
             let (shared, peer) = (shared.clone(), conn_peer.clone());
             async move { Ok::<_, Infallible>(crate::stack::handle(req, &peer, worker, &shared).await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // A connection that never says anything is closed after the head deadline
+            // (protocol detection itself has none).
+            if !head_timeout::first_bytes(&stream, head_deadline).await {
+                tracing::debug!(%peer, "connection sent nothing in time; closed");
+                return;
+            }
+            let (io, timed_out) = head_timeout::WatchedIo::new(stream);
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned();
+            let conn = watcher.watch(conn);
+            tokio::pin!(conn);
+            if let Err(e) = (&mut conn).await {
+                let head_timeout = e
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_timeout);
+                // Dropping the connection below answers 408 if a request had begun.
+                timed_out.store(head_timeout, Ordering::Relaxed);
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

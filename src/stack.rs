@@ -54,10 +54,10 @@ use crate::error::GatewayError;
 use crate::middleware::access_log::{self, LogInfo};
 use crate::middleware::{cors, hygiene, request_id};
 use crate::policy::matcher::{normalize_host, Matched};
-use crate::policy::path::{canonicalize, split_target};
+use crate::policy::path::{canonicalize_with, split_target};
 use crate::policy::scope;
 use crate::proxy::forward::{self, Inbound};
-use crate::proxy::headers;
+use crate::proxy::{headers, upgrade};
 use crate::state::{Shared, Snapshot};
 use crate::token::endpoint::{self, Endpoint};
 
@@ -240,6 +240,7 @@ async fn forward_auth(
     req: &Request<Incoming>,
     snap: &Snapshot,
     peer: &Peer,
+    client_ip: std::net::IpAddr,
     worker: usize,
     log: &mut LogInfo,
 ) -> Result<Response<Body>, GatewayError> {
@@ -262,8 +263,11 @@ async fn forward_auth(
     let uri = pick("x-original-uri", "x-forwarded-uri").ok_or(GatewayError::BadRequest(
         "X-Original-URI (or X-Forwarded-Uri) is missing",
     ))?;
+    if server.refuse_methods.contains(&method) {
+        return Err(GatewayError::MethodNotSupported);
+    }
     let (path, _query) = split_target(&uri);
-    let canonical = canonicalize(path)?;
+    let canonical = canonicalize_with(path, server.reject_double_encoding)?;
     let host = h
         .get(&headers::X_FORWARDED_HOST)
         .or_else(|| h.get(HOST))
@@ -280,7 +284,7 @@ async fn forward_auth(
         log.route = Some(route.name.clone());
     }
     let mut resp = Response::new(Body::Empty);
-    if let Some((p, effective)) = admit(snap, worker, route, h, log).await? {
+    if let Some((p, effective)) = limit_and_admit(snap, worker, route, h, client_ip, log).await? {
         snap.identity.inject(
             resp.headers_mut(),
             &p,
@@ -347,6 +351,36 @@ fn not_revoked(snap: &Snapshot, p: Arc<Principal>) -> Result<Arc<Principal>, Gat
     }
 }
 
+/// Stages 11–13 for a routed request (proxied or forward-auth): the route's rate-limit
+/// policy (keyed without identity: before any token is checked), authentication and
+/// authorization, then a policy keyed by subject or client.
+async fn limit_and_admit(
+    snap: &Snapshot,
+    worker: usize,
+    route: &Route,
+    headers: &HeaderMap,
+    client_ip: std::net::IpAddr,
+    log: &mut LogInfo,
+) -> Result<Admitted, GatewayError> {
+    let policy = snap
+        .config
+        .rate_limits
+        .for_route(route.rate_limit.as_deref());
+    if let Some(p) = policy {
+        if !p.key.needs_identity() {
+            rate_limit(p, client_ip, None, route, headers).await?;
+        }
+    }
+    let admitted = admit(snap, worker, route, headers, log).await?;
+    if let Some(p) = policy {
+        if p.key.needs_identity() {
+            let principal = admitted.as_ref().map(|a| &*a.0);
+            rate_limit(p, client_ip, principal, route, headers).await?;
+        }
+    }
+    Ok(admitted)
+}
+
 /// Stage 13: counts the request on a route's policy.
 async fn rate_limit(
     policy: &crate::middleware::rate_limit::Policy,
@@ -392,20 +426,14 @@ async fn pipeline(
 ) -> Result<Response<Body>, GatewayError> {
     let server = &snap.config.server;
     // 3: header hygiene, then the canonical path.
-    hygiene::apply(
-        req.headers_mut(),
-        server.max_header_bytes,
-        server.reject_underscore_headers,
-        &server.identity_header_prefix,
-        &snap.identity.claim_header_names,
-    )?;
-    let canonical = canonicalize(req.uri().path())?;
+    hygiene::apply(&mut req, server, &snap.identity.claim_header_names)?;
+    let canonical = canonicalize_with(req.uri().path(), server.reject_double_encoding)?;
     if server.access_log {
         log.path = Some(canonical.clone());
     }
     // 9: Portcullis' own endpoints
     if server.forward_auth_path.as_deref() == Some(canonical.as_str()) {
-        return forward_auth(&req, snap, peer, worker, log).await;
+        return forward_auth(&req, snap, peer, client_ip, worker, log).await;
     }
     // 5: a preflight is answered here, by the policy of the route the actual request
     // would take (or `[cors]`), before any token is asked for.
@@ -494,34 +522,15 @@ async fn routed(
     max_body: u64,
 ) -> Result<Response<Body>, GatewayError> {
     let server = &snap.config.server;
-    // Hop-by-hop headers (and those `Connection` names) go before identity headers
-    // are added, so that `Connection: x-auth-subject` cannot remove them.
-    let upgrade = headers::remove_hop_by_hop(req.headers_mut());
-    // 13, part one: a policy keyed without identity runs before any token is checked.
-    let policy = snap
-        .config
-        .rate_limits
-        .for_route(route.rate_limit.as_deref());
-    if let Some(p) = policy {
-        if !p.key.needs_identity() {
-            rate_limit(p, client_ip, None, route, req.headers()).await?;
-        }
-    }
-    // 11, 12
-    let admitted = admit(snap, worker, route, req.headers(), log).await?;
-    // 13, part two: keyed by subject or client.
-    if let Some(p) = policy {
-        if p.key.needs_identity() {
-            rate_limit(
-                p,
-                client_ip,
-                admitted.as_ref().map(|a| &*a.0),
-                route,
-                req.headers(),
-            )
-            .await?;
-        }
-    }
+    // 11–13
+    let admitted = limit_and_admit(snap, worker, route, req.headers(), client_ip, log).await?;
+    // Hop-by-hop headers (and those `Connection` names) are removed from what is
+    // forwarded: after authentication (`Connection: Authorization` must not hide a
+    // valid token from it), before identity headers are added (so that
+    // `Connection: x-auth-subject` cannot remove them). An upgrade survives only if
+    // the route allows it.
+    let asked = headers::remove_hop_by_hop(req.headers_mut());
+    let upgrade = upgrade::allowed(asked, route, req.method(), req.version());
     // 14
     if let Some((p, effective)) = admitted {
         snap.identity.inject(

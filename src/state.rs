@@ -55,10 +55,10 @@ impl Snapshot {
                     .upstreams
                     .iter()
                     .filter_map(|u| match &u.target {
-                        UpstreamTarget::Http { authority, .. } => Some((
+                        UpstreamTarget::Http { connect_to, .. } => Some((
                             u.name.clone(),
                             Pool::new(
-                                authority.as_str(),
+                                connect_to,
                                 u.connect_timeout,
                                 u.pool_idle_timeout,
                                 u.pool_max_idle_per_host,

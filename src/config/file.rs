@@ -55,6 +55,25 @@ pub(crate) struct ServerFile {
     /// "json" (default) or "text"; PORTCULLIS_LOG_FORMAT wins.
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// Time a client has to send a whole request head (HTTP/1).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: String,
+    /// Longest request target (path and query) accepted; longer ones get `414`.
+    #[serde(default = "default_max_request_target_bytes")]
+    pub max_request_target_bytes: String,
+    /// Most header fields in one request; more get `431`.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Methods refused server-wide (`501`), whatever a route allows.
+    #[serde(default = "default_refuse_methods")]
+    pub refuse_methods: Vec<String>,
+    /// Request headers always removed before a request is handled.
+    #[serde(default = "default_strip_request_headers")]
+    pub strip_request_headers: Vec<String>,
+    /// Refuse `%25` followed by `2e`, `2f`, `5c` or `00` (double-encoded dot,
+    /// slash, backslash or NUL) in paths.
+    #[serde(default = "default_true")]
+    pub reject_double_encoding: bool,
 }
 
 impl Default for ServerFile {
@@ -78,6 +97,12 @@ impl Default for ServerFile {
             access_log_rotation: default_rotation(),
             log_level: default_log_level(),
             log_format: default_log_format(),
+            header_read_timeout: default_header_read_timeout(),
+            max_request_target_bytes: default_max_request_target_bytes(),
+            max_headers: default_max_headers(),
+            refuse_methods: default_refuse_methods(),
+            strip_request_headers: default_strip_request_headers(),
+            reject_double_encoding: true,
         }
     }
 }
@@ -431,6 +456,9 @@ pub(crate) struct RouteFile {
     pub max_body_bytes: Option<String>,
     /// Replaces `[cors]` for this route.
     pub cors: Option<CorsFile>,
+    /// Protocols a client may upgrade to on this route (`Upgrade`); h2c never.
+    #[serde(default = "default_upgrades")]
+    pub upgrades: Vec<String>,
 }
 
 fn default_rotation() -> String {
@@ -459,6 +487,32 @@ fn default_shutdown_drain() -> String {
 }
 fn default_identity_prefix() -> String {
     "x-auth-".into()
+}
+fn default_header_read_timeout() -> String {
+    "10s".into()
+}
+fn default_max_request_target_bytes() -> String {
+    "8KiB".into()
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_refuse_methods() -> Vec<String> {
+    vec!["TRACE".into(), "CONNECT".into()]
+}
+fn default_strip_request_headers() -> Vec<String> {
+    [
+        "X-Original-URL",
+        "X-Rewrite-URL",
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+fn default_upgrades() -> Vec<String> {
+    vec!["websocket".into()]
 }
 fn default_true() -> bool {
     true

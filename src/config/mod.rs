@@ -81,6 +81,18 @@ pub struct ServerConfig {
     /// Application logs: level (an EnvFilter directive) and "json" or "text".
     pub log_level: String,
     pub log_format: String,
+    /// HTTP/1 request heads must arrive within this time (`408`).
+    pub header_read_timeout: Duration,
+    /// Longest request target (`414`).
+    pub max_request_target_bytes: usize,
+    /// Most header fields per request (`431`).
+    pub max_headers: usize,
+    /// Refused server-wide (`501`).
+    pub refuse_methods: Vec<Method>,
+    /// Removed from every request before it is handled.
+    pub strip_request_headers: Vec<http::HeaderName>,
+    /// `%252e` and friends refused in paths.
+    pub reject_double_encoding: bool,
 }
 
 /// Where an upstream's requests go.
@@ -94,6 +106,8 @@ pub enum UpstreamTarget {
         authority: Authority,
         /// `authority` as a `Host` header value.
         host_header: http::HeaderValue,
+        /// `host:port` to connect to: the URL's port, else the scheme's default.
+        connect_to: String,
         base_path: String,
     },
 }
@@ -150,6 +164,8 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Replaces `[cors]` for this route.
     pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
+    /// Lower-case protocol names a client may `Upgrade` to here (never `h2c`).
+    pub upgrades: Vec<String>,
 }
 
 impl Routable for Route {
@@ -256,6 +272,7 @@ impl Route {
             any_scopes: v(any_scopes),
             roles: v(roles),
             pass_authorization: false,
+            upgrades: vec!["websocket".into()],
             rate_limit: None,
             request_headers: None,
             response_headers: None,

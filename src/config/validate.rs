@@ -41,7 +41,22 @@ impl Issues {
         });
     }
 
+    /// A duration that must be longer than zero (timeouts, lifetimes, intervals): a
+    /// zero timeout would fail every request, a zero lifetime every token.
     pub(super) fn duration(&mut self, key: String, value: &str) -> Duration {
+        let d = self.duration_or_zero(key.clone(), value);
+        if d.is_zero() && parse_duration(value).is_ok() {
+            self.add(
+                key,
+                format!("\"{value}\" is zero"),
+                "give a duration longer than zero, e.g. \"5s\"",
+            );
+        }
+        d
+    }
+
+    /// A duration where zero means "none" (a leeway, a cache age).
+    pub(super) fn duration_or_zero(&mut self, key: String, value: &str) -> Duration {
         parse_duration(value).unwrap_or_else(|e| {
             self.add(key, format!("\"{value}\" is not a duration"), e);
             Duration::ZERO
@@ -448,6 +463,48 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
     let max_body_bytes = issues.size("server.max_body_bytes".into(), &s.max_body_bytes);
     let request_timeout = issues.duration("server.request_timeout".into(), &s.request_timeout);
     let shutdown_drain = issues.duration("server.shutdown_drain".into(), &s.shutdown_drain);
+    let header_read_timeout =
+        issues.duration("server.header_read_timeout".into(), &s.header_read_timeout);
+    let max_request_target_bytes = issues.size(
+        "server.max_request_target_bytes".into(),
+        &s.max_request_target_bytes,
+    );
+    if !(256..=1 << 20).contains(&max_request_target_bytes) && max_request_target_bytes != 0 {
+        issues.add(
+            "server.max_request_target_bytes",
+            "must be between 256B and 1MiB",
+            "pick e.g. \"8KiB\"",
+        );
+    }
+    if !(8..=10_000).contains(&s.max_headers) {
+        issues.add(
+            "server.max_headers",
+            format!("{} is out of range", s.max_headers),
+            "pick a count between 8 and 10000, e.g. 100",
+        );
+    }
+    let mut refuse_methods = Vec::new();
+    for (i, m) in s.refuse_methods.iter().enumerate() {
+        match http::Method::from_bytes(m.as_bytes()) {
+            Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => refuse_methods.push(method),
+            _ => issues.add(
+                format!("server.refuse_methods[{i}]"),
+                format!("\"{m}\" is not a method name"),
+                "write methods in upper case, e.g. \"TRACE\"",
+            ),
+        }
+    }
+    let mut strip_request_headers = Vec::new();
+    for (i, h) in s.strip_request_headers.iter().enumerate() {
+        match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) if name != http::header::HOST => strip_request_headers.push(name),
+            _ => issues.add(
+                format!("server.strip_request_headers[{i}]"),
+                format!("\"{h}\" is not a header name that can be removed"),
+                "write a header name such as \"X-Original-URL\" (Host cannot be removed)",
+            ),
+        }
+    }
     let prefix = s.identity_header_prefix.to_ascii_lowercase();
     if prefix.len() < 2
         || !prefix.ends_with('-')
@@ -526,7 +583,42 @@ fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
         identity_header_prefix: prefix,
         reject_underscore_headers: s.reject_underscore_headers,
         access_log: s.access_log,
+        header_read_timeout,
+        max_request_target_bytes: usize::try_from(max_request_target_bytes).unwrap_or(usize::MAX),
+        max_headers: s.max_headers,
+        refuse_methods,
+        strip_request_headers,
+        reject_double_encoding: s.reject_double_encoding,
     }
+}
+
+/// A route's `upgrades`: protocol names (RFC 9110 §7.8 tokens), lower-cased; `h2c`
+/// is refused (an h2c upgrade would tunnel HTTP/2 past every route policy).
+fn upgrades(issues: &mut Issues, key: &str, names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let lower = n.to_ascii_lowercase();
+        let token = !lower.is_empty()
+            && lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
+        if !token {
+            issues.add(
+                format!("{key}[{i}]"),
+                format!("\"{n}\" is not a protocol name"),
+                "write a protocol token such as \"websocket\"",
+            );
+        } else if lower == "h2c" || lower.starts_with("h2c/") {
+            issues.add(
+                format!("{key}[{i}]"),
+                "h2c upgrades are never forwarded",
+                "remove \"h2c\"; use HTTP/2 with prior knowledge to reach the gateway instead",
+            );
+        } else {
+            out.push(lower);
+        }
+    }
+    out
 }
 
 fn upstreams(issues: &mut Issues, files: &[Option<UpstreamFile>]) -> Vec<Arc<Upstream>> {
@@ -626,10 +718,13 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
         );
         return None;
     };
+    let port = authority.port_u16().unwrap_or(80);
+    let connect_to = format!("{}:{port}", authority.host());
     Some(UpstreamTarget::Http {
         scheme: scheme.clone(),
         authority: authority.clone(),
         host_header,
+        connect_to,
         base_path: uri.path().trim_end_matches('/').to_string(),
     })
 }
@@ -684,7 +779,7 @@ fn cors(
             }
         }
     }
-    let max_age = issues.duration(format!("{key}.max_age"), &f.max_age);
+    let max_age = issues.duration_or_zero(format!("{key}.max_age"), &f.max_age);
     CorsPolicy::new(
         origins,
         methods,
@@ -910,6 +1005,7 @@ fn routes(
                     any_scopes: r.any_scopes.clone(),
                     roles: r.roles.clone(),
                     pass_authorization: r.pass_authorization,
+                    upgrades: upgrades(issues, &key("upgrades"), &r.upgrades),
                     rate_limit: r.rate_limit.clone(),
                     request_headers: transform(
                         issues,
@@ -993,7 +1089,7 @@ fn tokens(issues: &mut Issues, t: &TokensFile, base_dir: &Path) -> Option<(Verif
             "list the audiences tokens are issued for, e.g. audiences = [\"api\"]",
         );
     }
-    let leeway = issues.duration("tokens.leeway".into(), &t.leeway);
+    let leeway = issues.duration_or_zero("tokens.leeway".into(), &t.leeway);
     if leeway > Duration::from_secs(300) {
         issues.add(
             "tokens.leeway",
@@ -1056,7 +1152,7 @@ fn tokens(issues: &mut Issues, t: &TokensFile, base_dir: &Path) -> Option<(Verif
             }
         }
     }
-    let cache_max_age = issues.duration("tokens.cache_max_age".into(), &t.cache_max_age);
+    let cache_max_age = issues.duration_or_zero("tokens.cache_max_age".into(), &t.cache_max_age);
     if cache_max_age > Duration::from_secs(300) {
         issues.add(
             "tokens.cache_max_age",
@@ -1364,11 +1460,11 @@ fn issuers(
                 Some(alg) => algorithms.push(alg),
             }
         }
-        let leeway = issues.duration(key("leeway"), &f.leeway);
+        let leeway = issues.duration_or_zero(key("leeway"), &f.leeway);
         let min_refresh = issues.duration(key("min_refresh"), &f.min_refresh);
         let max_refresh = issues.duration(key("max_refresh"), &f.max_refresh);
         let unknown_kid_cooldown =
-            issues.duration(key("unknown_kid_cooldown"), &f.unknown_kid_cooldown);
+            issues.duration_or_zero(key("unknown_kid_cooldown"), &f.unknown_kid_cooldown);
         if min_refresh > max_refresh {
             issues.add(
                 key("min_refresh"),

@@ -156,8 +156,12 @@ impl CorsPolicy {
         }
     }
 
-    /// Adds the CORS headers of a non-preflight response.
+    /// Adds the CORS headers of a non-preflight response. The upstream's own
+    /// `Access-Control-*` headers go first: the gateway's policy is the only one the
+    /// browser sees (an upstream's `Access-Control-Allow-Origin: *` would otherwise
+    /// open what the policy closes, or sit beside ours as a second value).
     pub fn decorate(&self, origin: Option<&HeaderValue>, h: &mut HeaderMap) {
+        remove_access_control(h);
         h.append(VARY, HeaderValue::from_static("Origin"));
         let Some(allow) = origin.and_then(|o| self.grant(o)) else {
             return;
@@ -243,6 +247,19 @@ pub fn is_preflight<B>(req: &http::Request<B>) -> bool {
         && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+/// Removes every `Access-Control-*` header (most answers carry none: one pass, no
+/// allocation then).
+fn remove_access_control(h: &mut HeaderMap) {
+    let is_ac = |n: &http::HeaderName| n.as_str().starts_with("access-control-");
+    if !h.keys().any(is_ac) {
+        return;
+    }
+    let names: Vec<http::HeaderName> = h.keys().filter(|n| is_ac(n)).cloned().collect();
+    for n in names {
+        h.remove(n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +281,24 @@ mod tests {
 
     fn hv(s: &str) -> HeaderValue {
         HeaderValue::from_str(s).expect("value")
+    }
+
+    #[test]
+    fn upstream_access_control_headers_are_replaced() {
+        let p = policy(&["https://app.example.com"], false);
+        let mut h = HeaderMap::new();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, hv("*"));
+        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, hv("true"));
+        h.insert("access-control-allow-methods", hv("DELETE"));
+        h.insert("content-type", hv("text/plain"));
+        p.decorate(Some(&hv("https://evil.example")), &mut h);
+        assert!(h.keys().all(|n| !n.as_str().starts_with("access-control-")));
+        assert_eq!(h["content-type"], "text/plain");
+        let mut h = HeaderMap::new();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, hv("*"));
+        p.decorate(Some(&hv("https://app.example.com")), &mut h);
+        let got: Vec<_> = h.get_all(ACCESS_CONTROL_ALLOW_ORIGIN).iter().collect();
+        assert_eq!(got, vec!["https://app.example.com"]);
     }
 
     #[test]

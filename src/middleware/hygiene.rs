@@ -1,22 +1,93 @@
-//! Header hygiene, applied to every request before routing (DESIGN.md principle 3).
+//! Request-head hygiene, applied to every request before anything else reads it
+//! (DESIGN.md principles 2 and 3).
 //!
-//! - the total size of the request headers is capped (`431`);
-//! - header names containing `_` are refused (`400`) unless the operator allows them:
-//!   many servers treat `X_Auth_Subject` as `X-Auth-Subject`, which would let a client
-//!   smuggle an identity header past a filter that only knows the dashed spelling;
+//! - methods refused server-wide (`server.refuse_methods`, `TRACE` and `CONNECT` by
+//!   default) are answered `501`, so that a route without `methods` cannot forward
+//!   them;
+//! - the request target is capped (`414`), and so are the number of header fields and
+//!   their total size (`431`);
+//! - `Host` must be present once in HTTP/1.1 and agree with the target's authority
+//!   (absolute-form, or HTTP/2's `:authority`): a disagreement is refused (`400`)
+//!   instead of letting routing and the upstream read different hosts;
+//! - header names containing `_` or `.` are refused (`400`) unless the operator allows
+//!   them: many servers treat `X_Auth_Subject` or `X.Auth.Subject` as
+//!   `X-Auth-Subject`, which would let a client smuggle an identity header past a
+//!   filter that only knows the dashed spelling;
 //! - every header in the reserved identity prefix (`x-auth-` by default), and every
-//!   header named in `[identity] claim_headers`, is removed, in any case and with `_`
-//!   for `-`, on public routes too: only Portcullis sets them.
+//!   header named in `[identity] claim_headers`, is removed in every spelling (any
+//!   case, `_` or `.` for `-`), on public routes too: only Portcullis sets them;
+//! - the headers of `server.strip_request_headers` (by default the routing and method
+//!   override headers `X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`,
+//!   `X-HTTP-Method`, `X-Method-Override`) are removed.
 
-use http::{HeaderMap, HeaderName};
+use http::header::HOST;
+use http::{HeaderMap, HeaderName, Request, Uri, Version};
 
+use crate::config::ServerConfig;
 use crate::error::GatewayError;
 
-/// Checks and cleans the request headers in place.
-pub fn apply(
+/// Checks and cleans the request head in place.
+pub fn apply<B>(
+    req: &mut Request<B>,
+    server: &ServerConfig,
+    extra_reserved: &[HeaderName],
+) -> Result<(), GatewayError> {
+    if server.refuse_methods.contains(req.method()) {
+        return Err(GatewayError::MethodNotSupported);
+    }
+    if target_len(req.uri()) > server.max_request_target_bytes {
+        return Err(GatewayError::UriTooLong);
+    }
+    check_host(req)?;
+    let headers = req.headers_mut();
+    if headers.len() > server.max_headers {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    clean_headers(
+        headers,
+        server.max_header_bytes,
+        server.reject_underscore_headers,
+        &server.identity_header_prefix,
+        extra_reserved,
+    )?;
+    for name in &server.strip_request_headers {
+        headers.remove(name);
+    }
+    Ok(())
+}
+
+/// Length of the request target as the client sent it (origin- or absolute-form).
+fn target_len(uri: &Uri) -> usize {
+    let pq = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    let authority = uri.authority().map_or(0, |a| a.as_str().len());
+    let scheme = uri.scheme_str().map_or(0, |s| s.len() + 3);
+    pq + authority + scheme
+}
+
+/// One `Host` in HTTP/1.1 (RFC 9112 §3.2), and no disagreement between `Host` and the
+/// target's authority (RFC 9112 §3.2.2, RFC 9113 §8.3.1).
+fn check_host<B>(req: &Request<B>) -> Result<(), GatewayError> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(GatewayError::BadRequest("more than one Host header"));
+    }
+    match (host, req.uri().authority()) {
+        (None, None) if req.version() == Version::HTTP_11 => {
+            Err(GatewayError::BadRequest("a Host header is required"))
+        }
+        (Some(h), Some(a)) if !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()) => Err(
+            GatewayError::BadRequest("the Host header and the request target's authority differ"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Size and name rules, and removal of reserved (identity) headers.
+fn clean_headers(
     headers: &mut HeaderMap,
     max_bytes: usize,
-    reject_underscores: bool,
+    reject_odd_names: bool,
     prefix: &str,
     extra_reserved: &[HeaderName],
 ) -> Result<(), GatewayError> {
@@ -28,13 +99,13 @@ pub fn apply(
         // Approximates the wire size: "name: value\r\n".
         total += name.as_str().len() + value.len() + 4;
         let n = name.as_str();
-        if n.contains('_') {
-            if reject_underscores {
+        if n.contains(['_', '.']) {
+            if reject_odd_names {
                 return Err(GatewayError::BadRequest(
-                    "header names with '_' are not accepted",
+                    "header names with '_' or '.' are not accepted",
                 ));
             }
-            if is_reserved(&n.replace('_', "-")) {
+            if is_reserved(&n.replace(['_', '.'], "-")) {
                 reserved.push(name.clone());
             }
         } else if is_reserved(n) {
@@ -66,6 +137,10 @@ mod tests {
         h
     }
 
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        h.keys().map(|k| k.as_str()).collect()
+    }
+
     #[test]
     fn reserved_prefix_removed_in_every_spelling() {
         let mut h = map(&[
@@ -74,18 +149,20 @@ mod tests {
             ("X-AUTH-ROLES", "root"),
             ("accept", "*/*"),
         ]);
-        apply(&mut h, 16384, true, "x-auth-", &[]).expect("ok");
-        assert_eq!(h.len(), 1);
+        clean_headers(&mut h, 16384, true, "x-auth-", &[]).expect("ok");
+        assert_eq!(names(&h), vec!["accept"]);
         let mut h = map(&[
             ("x_auth_subject", "mallory"),
             ("X_Auth-Roles", "root"),
+            ("X.Auth.Subject", "admin"),
+            ("x.auth_scopes", "admin"),
             ("x_other", "1"),
+            ("x.other", "1"),
         ]);
-        apply(&mut h, 16384, false, "x-auth-", &[]).expect("ok");
-        assert_eq!(
-            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            vec!["x_other"]
-        );
+        clean_headers(&mut h, 16384, false, "x-auth-", &[]).expect("ok");
+        let mut left = names(&h);
+        left.sort_unstable();
+        assert_eq!(left, vec!["x.other", "x_other"]);
     }
 
     #[test]
@@ -94,31 +171,61 @@ mod tests {
         let mut h = map(&[
             ("X-User", "mallory"),
             ("x_user", "mallory"),
+            ("x.user", "mallory"),
             ("x-username", "kept"),
         ]);
-        apply(&mut h, 16384, false, "x-auth-", &extra).expect("ok");
-        assert_eq!(
-            h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            vec!["x-username"]
-        );
+        clean_headers(&mut h, 16384, false, "x-auth-", &extra).expect("ok");
+        assert_eq!(names(&h), vec!["x-username"]);
     }
 
     #[test]
-    fn underscores_refused_by_default() {
-        let mut h = map(&[("x_auth_subject", "mallory")]);
-        assert!(matches!(
-            apply(&mut h, 16384, true, "x-auth-", &[]),
-            Err(GatewayError::BadRequest(_))
-        ));
+    fn underscores_and_dots_refused_by_default() {
+        for name in ["x_auth_subject", "X.Auth.Subject", "x.custom"] {
+            let mut h = map(&[(name, "mallory")]);
+            assert!(
+                matches!(
+                    clean_headers(&mut h, 16384, true, "x-auth-", &[]),
+                    Err(GatewayError::BadRequest(_))
+                ),
+                "{name}"
+            );
+        }
     }
 
     #[test]
     fn header_size_capped() {
         let mut h = map(&[("x-big", &"a".repeat(2000))]);
         assert!(matches!(
-            apply(&mut h, 1024, true, "x-auth-", &[]),
+            clean_headers(&mut h, 1024, true, "x-auth-", &[]),
             Err(GatewayError::HeadersTooLarge)
         ));
-        assert!(apply(&mut h, 4096, true, "x-auth-", &[]).is_ok());
+        assert!(clean_headers(&mut h, 4096, true, "x-auth-", &[]).is_ok());
+    }
+
+    fn req(uri: &str, hosts: &[&str]) -> Request<()> {
+        let mut b = Request::builder().uri(uri);
+        for h in hosts {
+            b = b.header(HOST, *h);
+        }
+        b.body(()).expect("request")
+    }
+
+    #[test]
+    fn host_must_be_single_and_agree_with_the_target() {
+        assert!(check_host(&req("/x", &["a.example"])).is_ok());
+        assert!(check_host(&req("http://a.example/x", &["A.example"])).is_ok());
+        assert!(check_host(&req("http://a.example/x", &[])).is_ok());
+        assert!(check_host(&req("/x", &[])).is_err(), "HTTP/1.1 needs Host");
+        assert!(check_host(&req("/x", &["a.example", "b.example"])).is_err());
+        assert!(check_host(&req("http://admin.example/x", &["a.example"])).is_err());
+        assert!(check_host(&req("http://a.example:8080/x", &["a.example"])).is_err());
+    }
+
+    #[test]
+    fn target_length_counts_the_whole_target() {
+        let uri: Uri = "http://a.example/path?q=1".parse().expect("uri");
+        assert_eq!(target_len(&uri), "http://a.example/path?q=1".len());
+        let uri: Uri = "/path?q=1".parse().expect("uri");
+        assert_eq!(target_len(&uri), 9);
     }
 }

@@ -46,6 +46,8 @@ pub enum PathError {
     Fragment,
     #[error("the path does not decode to UTF-8")]
     NotUtf8,
+    #[error("double-encoded dot, slash, backslash or NUL in the path")]
+    DoubleEncoded,
 }
 
 /// Splits a request target (`/path?query`) into its path and raw query.
@@ -161,6 +163,31 @@ fn decodes_to_utf8(seg: &[u8]) -> bool {
         }
     }
     std::str::from_utf8(&decoded).is_ok()
+}
+
+/// Whether `raw` holds `%25` followed by `2e`, `2f`, `5c` or `00` (any case): a dot,
+/// slash, backslash or NUL encoded twice. Such a path canonicalizes to a harmless
+/// `%252E`, but an upstream (or a framework in front of it) that decodes twice sees
+/// `.`, `/`, `\` or NUL and may route it elsewhere.
+pub fn double_encoded(raw: &str) -> bool {
+    raw.as_bytes().windows(5).any(|w| {
+        w[0] == b'%'
+            && w[1] == b'2'
+            && w[2] == b'5'
+            && matches!(
+                (w[3].to_ascii_lowercase(), w[4].to_ascii_lowercase()),
+                (b'2', b'e') | (b'2', b'f') | (b'5', b'c') | (b'0', b'0')
+            )
+    })
+}
+
+/// [`canonicalize`], refusing [`double_encoded`] paths when asked to
+/// (`server.reject_double_encoding`, on by default).
+pub fn canonicalize_with(raw: &str, reject_double_encoding: bool) -> Result<String, PathError> {
+    if reject_double_encoding && double_encoded(raw) {
+        return Err(PathError::DoubleEncoded);
+    }
+    canonicalize(raw)
 }
 
 /// Turns a raw request path (without the query) into its canonical form.

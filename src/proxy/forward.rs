@@ -1,23 +1,25 @@
 //! The forward step: rewrite the request for its upstream, send it, stream the answer.
 //!
-//! The upstream sees the canonical path (minus `strip_prefix`, after the upstream's
-//! base path) and the client's query untouched. Bodies stream both ways; the request
-//! body is capped at `max_body_bytes`. WebSocket and other `Upgrade` requests are
-//! passed on and, once the upstream answers `101`, both connections are joined.
+//! The upstream sees an origin-form request (RFC 9112 §3.2.1: `GET /path?query`,
+//! never `GET http://host/path`) with the canonical path (minus `strip_prefix`, after
+//! the upstream's base path) and the client's query untouched, and the `Host` the
+//! route says (`preserve_host`, else the upstream's authority). Bodies stream both
+//! ways; the request body is capped at `max_body_bytes`. An upgrade the route allows
+//! (see `upgrade.rs`) is passed on and, once the upstream answers `101` for it, both
+//! connections are joined; any other `101` is a `502`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use http::header::{CONNECTION, HOST, UPGRADE};
+use http::header::{CONNECTION, EXPECT, HOST, UPGRADE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use crate::body::{Body, LimitedBody};
 use crate::config::{Route, UpstreamTarget};
 use crate::error::GatewayError;
 use crate::proxy::pool::{Pool, SendError};
-use crate::proxy::{echo, headers};
+use crate::proxy::{echo, headers, upgrade};
 
 /// What the forward step needs to know about the inbound connection.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +70,7 @@ fn upstream_path_and_query(
 /// Forwards a routed request to its upstream. Its hop-by-hop headers were removed
 /// by the pipeline already (before identity headers were added, so that a client's
 /// `Connection: x-auth-subject` cannot remove them); `upgrade` is the protocol the
-/// client asked to upgrade to, if any.
+/// client asked to upgrade to, if the route allows it (`upgrade::allowed`).
 pub async fn forward(
     mut req: Request<Incoming>,
     canonical: &str,
@@ -80,32 +82,21 @@ pub async fn forward(
 ) -> Result<Response<Body>, GatewayError> {
     let upstream = &route.upstream;
     let host = request_host(&req);
-    let upgrade = upgrade.filter(|_| req.version() == Version::HTTP_11);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
-    let (scheme, authority, upstream_host_header, base_path) = match &upstream.target {
+    let (upstream_host_header, base_path) = match &upstream.target {
         UpstreamTarget::Http {
-            scheme,
-            authority,
             host_header,
             base_path,
-        } => (
-            scheme.clone(),
-            Some(authority),
-            Some(host_header),
-            base_path.as_str(),
-        ),
-        UpstreamTarget::Echo => (http::uri::Scheme::HTTP, None, None, ""),
+            ..
+        } => (Some(host_header), base_path.as_str()),
+        UpstreamTarget::Echo => (None, ""),
     };
     let pq = upstream_path_and_query(canonical, route, base_path, parts.uri.query());
-    let mut uri = Uri::builder().scheme(scheme).path_and_query(pq);
-    uri = match authority {
-        Some(a) => uri.authority(a.clone()),
-        None => uri.authority("echo.invalid"),
-    };
-    parts.uri = uri
-        .build()
+    // Origin-form: the pool knows where to connect; the request line carries only the
+    // path and query (an absolute-form target breaks servers that route on it).
+    parts.uri = Uri::try_from(pq)
         .map_err(|_| GatewayError::BadRequest("the request target cannot be forwarded"))?;
     parts.version = Version::HTTP_11;
 
@@ -125,6 +116,9 @@ pub async fn forward(
     if let Some(v) = upstream_host {
         h.insert(HOST, v);
     }
+    // `100 Continue` was the gateway's to send (hyper sends it when the body is first
+    // read); the upstream gets the body without having to answer an expectation.
+    h.remove(EXPECT);
     if let Some(proto) = &upgrade {
         h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(UPGRADE, proto.clone());
@@ -162,25 +156,22 @@ pub async fn forward(
     };
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            let name = upstream.name.clone();
-            tokio::spawn(async move {
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((c, u)) => {
-                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                            tracing::debug!(upstream = %name, error = %e, "upgraded connection closed");
-                        }
-                    }
-                    Err(e) => tracing::debug!(upstream = %name, error = %e, "upgrade failed"),
-                }
-            });
-            let (parts, mut body) = resp.into_parts();
-            body.detach();
-            return Ok(Response::from_parts(parts, Body::Empty));
-        }
-        return Err(GatewayError::UpstreamFailed);
+        // The pool never reuses a connection that answered 101 (pool.rs).
+        return match (client_upgrade, &upgrade) {
+            (Some(client_upgrade), Some(asked)) if upgrade::switched_as_asked(&resp, asked) => {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                upgrade::tunnel(client_upgrade, upstream_upgrade, upstream.name.clone());
+                let (mut parts, _body) = resp.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                parts.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                parts.headers.insert(UPGRADE, asked.clone());
+                Ok(Response::from_parts(parts, Body::Empty))
+            }
+            _ => {
+                tracing::warn!(upstream = %upstream.name, "upstream answered 101 to a request that asked no such upgrade; connection closed");
+                Err(GatewayError::UnexpectedUpgrade)
+            }
+        };
     }
 
     let (mut parts, body) = resp.into_parts();

@@ -16,6 +16,8 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+/// The h2c upgrade's settings (RFC 7540 §3.2): meaningful for one hop only.
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 ///
@@ -52,6 +54,7 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
         &PROXY_CONNECTION,
         &PROXY_AUTHENTICATE,
         &PROXY_AUTHORIZATION,
+        &HTTP2_SETTINGS,
     ] {
         h.remove(name);
     }
@@ -71,6 +74,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == PROXY_CONNECTION
         || name == PROXY_AUTHENTICATE
         || name == PROXY_AUTHORIZATION
+        || name == HTTP2_SETTINGS
 }
 
 /// Whether `ip` is one of the trusted proxies.
@@ -174,6 +178,7 @@ mod tests {
             ("proxy-authorization", "Basic x"),
             ("proxy-connection", "keep-alive"),
             ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
             ("accept", "*/*"),
         ]);
         assert_eq!(

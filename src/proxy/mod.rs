@@ -4,3 +4,4 @@ pub mod echo;
 pub mod forward;
 pub mod headers;
 pub mod pool;
+pub mod upgrade;

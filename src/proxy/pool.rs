@@ -171,7 +171,11 @@ impl Pool {
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     let (parts, body) = resp.into_parts();
-                    let body = UpstreamBody::new(body, sender, self.clone());
+                    // A connection that switched protocols is no longer HTTP: it is
+                    // the tunnel's, or closed, never reused.
+                    let release = (parts.status != http::StatusCode::SWITCHING_PROTOCOLS)
+                        .then(|| (sender, self.clone()));
+                    let body = UpstreamBody::new(body, release);
                     return Ok(Response::from_parts(parts, body));
                 }
                 Err(mut e) => match e.take_message() {
@@ -198,11 +202,8 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(inner: Incoming, sender: SendRequest<LimitedBody>, pool: Arc<Pool>) -> UpstreamBody {
-        let mut body = UpstreamBody {
-            inner,
-            release: Some((sender, pool)),
-        };
+    fn new(inner: Incoming, release: Option<(SendRequest<LimitedBody>, Arc<Pool>)>) -> UpstreamBody {
+        let mut body = UpstreamBody { inner, release };
         if http_body::Body::is_end_stream(&body.inner) {
             body.release();
         }
@@ -213,11 +214,6 @@ impl UpstreamBody {
         if let Some((sender, pool)) = self.release.take() {
             pool.put_back(sender);
         }
-    }
-
-    /// Gives up the connection (e.g. after an upgrade); it is never pooled again.
-    pub fn detach(&mut self) {
-        self.release = None;
     }
 }
 

@@ -138,3 +138,28 @@ proptest! {
         let _ = canonicalize(&raw);
     }
 }
+
+#[test]
+fn double_encoded_separators_refused() {
+    for raw in [
+        "/public/%252e%252e/admin",
+        "/public/%252E%252E/admin",
+        "/public%252fadmin",
+        "/public%252Fadmin",
+        "/public%255cadmin",
+        "/public%255Cadmin",
+        "/x%2500",
+    ] {
+        assert!(double_encoded(raw), "{raw}");
+        assert_eq!(
+            canonicalize_with(raw, true),
+            Err(PathError::DoubleEncoded),
+            "{raw}"
+        );
+        assert!(canonicalize_with(raw, false).is_ok(), "{raw} allowed when asked");
+    }
+    for raw in ["/a%25b", "/100%25", "/%2525", "/%252a", "/%25"] {
+        assert!(!double_encoded(raw), "{raw}");
+        assert!(canonicalize_with(raw, true).is_ok(), "{raw}");
+    }
+}
