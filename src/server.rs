@@ -208,8 +208,8 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     // hyper answers 431 itself when the head outgrows its buffer; the finer limit (a
     // JSON 431) is checked in the pipeline.
     // The head: request line (target included) plus headers, with room to spare.
-    let buf = (config.server.max_header_bytes + config.server.max_request_target_bytes + 4096)
-        .max(8192);
+    let buf =
+        (config.server.max_header_bytes + config.server.max_request_target_bytes + 4096).max(8192);
     // hyper parses up to 100 header fields without allocating; the finer count limit
     // (a JSON 431) is checked in the pipeline, hyper's own (a bare 431) only above it.
     let max_headers = if config.server.max_headers < 100 {

@@ -163,7 +163,9 @@ pub async fn forward(
                 upgrade::tunnel(client_upgrade, upstream_upgrade, upstream.name.clone());
                 let (mut parts, _body) = resp.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
-                parts.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                parts
+                    .headers
+                    .insert(CONNECTION, HeaderValue::from_static("upgrade"));
                 parts.headers.insert(UPGRADE, asked.clone());
                 Ok(Response::from_parts(parts, Body::Empty))
             }

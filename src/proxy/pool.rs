@@ -202,7 +202,10 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(inner: Incoming, release: Option<(SendRequest<LimitedBody>, Arc<Pool>)>) -> UpstreamBody {
+    fn new(
+        inner: Incoming,
+        release: Option<(SendRequest<LimitedBody>, Arc<Pool>)>,
+    ) -> UpstreamBody {
         let mut body = UpstreamBody { inner, release };
         if http_body::Body::is_end_stream(&body.inner) {
             body.release();

@@ -21,7 +21,11 @@ use crate::config::Route;
 
 /// The protocol name of an `Upgrade` entry (`websocket`, `foo/2` → `foo`), lower-cased.
 fn protocol_name(v: &str) -> String {
-    v.split('/').next().unwrap_or("").trim().to_ascii_lowercase()
+    v.split('/')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The `Upgrade` value to send on, when the client asked for one protocol that this
@@ -95,7 +99,10 @@ mod tests {
         let ws = route(&["websocket"]);
         assert!(ask("websocket", &ws, Method::GET).is_some());
         assert!(ask("WebSocket", &ws, Method::GET).is_some());
-        assert!(ask("websocket", &ws, Method::POST).is_none(), "WebSocket is GET");
+        assert!(
+            ask("websocket", &ws, Method::POST).is_none(),
+            "WebSocket is GET"
+        );
         assert!(ask("h2c", &ws, Method::GET).is_none());
         assert!(ask("websocket, h2c", &ws, Method::GET).is_none());
         assert!(ask("h2c, websocket", &ws, Method::GET).is_none());

@@ -30,11 +30,14 @@ connection: close\r\n\
 content-length: 90\r\n\r\n\
 {\"error\":\"request_timeout\",\"error_description\":\"the request head did not arrive in time\"}\n";
 
-/// Waits until a new connection has sent something, for at most `deadline`.
+/// Waits until a new connection has sent something, for at most `deadline`; `false`
+/// for a silent or closed one. (`readable()` alone would not do: a new socket may
+/// report readiness spuriously. `peek` leaves the bytes for hyper.)
 pub async fn first_bytes(stream: &TcpStream, deadline: Duration) -> bool {
+    let mut one = [0u8; 1];
     matches!(
-        tokio::time::timeout(deadline, stream.readable()).await,
-        Ok(Ok(()))
+        tokio::time::timeout(deadline, stream.peek(&mut one)).await,
+        Ok(Ok(n)) if n > 0
     )
 }
 
@@ -126,6 +129,28 @@ impl AsyncWrite for WatchedIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_silent_connection_is_not_readable() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let _client = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = l.accept().await.expect("accept");
+        assert!(!first_bytes(&server, Duration::from_millis(50)).await);
+        let mut client = _client;
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"G")
+            .await
+            .expect("write");
+        assert!(first_bytes(&server, Duration::from_secs(60)).await);
+        let mut one = [0u8; 1];
+        assert_eq!(
+            server.try_read(&mut one).expect("the byte is still there"),
+            1
+        );
+    }
 
     #[test]
     fn the_canned_answer_is_well_framed() {

@@ -29,6 +29,54 @@ fn check_accepts_the_bundled_config() {
     assert!(stdout.contains("/public/**"), "{stdout}");
 }
 
+/// `portcullis check | head -1`: the reader is gone before the first line is
+/// written. The pipe's read end is closed before the command starts, so every write
+/// meets a closed pipe.
+#[test]
+fn check_survives_a_closed_pipe() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = bin()
+        .args([
+            "check",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml"),
+        ])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
+
+#[test]
+fn check_refuses_zero_durations() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("zero.toml");
+    std::fs::write(
+        &path,
+        "[server]\nrequest_timeout = \"0s\"\nheader_read_timeout = \"0s\"\n[[upstreams]]\nname = \"up\"\nurl = \"http://127.0.0.1:9\"\nconnect_timeout = \"0ms\"\n[[routes]]\npath = \"/**\"\nupstream = \"up\"\nauth = \"none\"\n",
+    )
+    .expect("write");
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for key in [
+        "server.request_timeout",
+        "server.header_read_timeout",
+        "upstreams[0].connect_timeout",
+    ] {
+        assert!(stderr.contains(&format!("{key}: \"0")), "{key} in {stderr}");
+    }
+    assert!(stderr.contains("longer than zero"), "{stderr}");
+}
+
 #[test]
 fn check_lists_every_error_with_its_fix() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -234,3 +234,43 @@ async fn forward_auth_answers_trusted_proxies_only() {
     .await;
     assert_error(&r, 404, "not_found");
 }
+
+/// Forward-auth decides for a routed request, so the route's rate limit counts it: a
+/// client cannot escape a limit by going through the proxy in front.
+#[tokio::test]
+async fn forward_auth_applies_the_routes_rate_limits() {
+    let cfg = format!(
+        "{}\n[rate_limits.default]\nkey = \"ip\"\nrate = \"2/1m\"\n[rate_limits.per-user]\nkey = \"subject\"\nrate = \"1/1m\"\n",
+        config("\"127.0.0.1\"")
+    )
+    .replace(
+        "scopes = [\"items:read\"]",
+        "scopes = [\"items:read\"]\nrate_limit = \"per-user\"",
+    );
+    let gw = gateway(&cfg, None).await;
+    let ask = |uri: &'static str, client: &'static str| {
+        let addr = gw.addr;
+        async move {
+            let mut h = vec![
+                "X-Original-Method: GET".to_string(),
+                format!("X-Original-URI: {uri}"),
+                format!("X-Forwarded-For: {client}"),
+            ];
+            if uri.starts_with("/items") {
+                h.push(format!("Authorization: Bearer {}", token("items:read")));
+            }
+            let h: Vec<&str> = h.iter().map(String::as_str).collect();
+            get(addr, "/_portcullis/auth", &h).await
+        }
+    };
+    // IP-keyed default policy, per original client (X-Forwarded-For from the proxy).
+    assert_eq!(ask("/public/x", "203.0.113.1").await.status, 200);
+    assert_eq!(ask("/public/x", "203.0.113.1").await.status, 200);
+    let r = ask("/public/x", "203.0.113.1").await;
+    assert_error(&r, 429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(ask("/public/x", "203.0.113.2").await.status, 200);
+    // Subject-keyed policy of the route.
+    assert_eq!(ask("/items/1", "203.0.113.3").await.status, 200);
+    assert_error(&ask("/items/1", "203.0.113.4").await, 429, "rate_limited");
+}

@@ -156,7 +156,10 @@ fn double_encoded_separators_refused() {
             Err(PathError::DoubleEncoded),
             "{raw}"
         );
-        assert!(canonicalize_with(raw, false).is_ok(), "{raw} allowed when asked");
+        assert!(
+            canonicalize_with(raw, false).is_ok(),
+            "{raw} allowed when asked"
+        );
     }
     for raw in ["/a%25b", "/100%25", "/%2525", "/%252a", "/%25"] {
         assert!(!double_encoded(raw), "{raw}");
