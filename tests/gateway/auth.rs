@@ -405,10 +405,9 @@ async fn api_keys_go_through_the_same_policy() {
     assert!(up.last().headers.get("x-api-key").is_none());
 }
 
-/// Issue 9 item 3: NumericDates with a fraction are accepted; `iss` must be a string;
-/// a future `iat` is refused. Refused tokens never reach the upstream.
+/// Issue 9 item 3: NumericDates with a fraction are accepted (RFC 7519 §2).
 #[tokio::test]
-async fn own_tokens_claim_types_and_fractional_dates() {
+async fn own_tokens_with_fractional_dates_are_accepted() {
     let up = Upstream::start().await;
     let gw = gateway(&config(), Some(up.addr)).await;
     let n = now() as f64;
@@ -420,6 +419,15 @@ async fn own_tokens_claim_types_and_fractional_dates() {
         let r = get(gw.addr, "/items/1", &[&bearer(&hs(&c))]).await;
         assert_eq!(r.status, 200, "{name}: {}", r.body);
     }
+}
+
+/// Issue 9 item 3: `iss` must be a string (RFC 7519 §4.1.1), the other registered
+/// claims have their types too; a future `iat` is refused. Refused tokens never reach
+/// the upstream.
+#[tokio::test]
+async fn own_tokens_iss_array_and_bad_claim_types_are_refused() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
     let seen = up.seen().len();
     for (name, c) in [
         (

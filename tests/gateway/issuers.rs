@@ -320,18 +320,13 @@ fn secs() -> f64 {
 }
 
 /// Issue 9 item 3: an external issuer's tokens meet the rules Portcullis' own tokens
-/// meet — `nbf`, future `iat`, `max_lifetime` (configured per issuer), NumericDates
-/// with fractions, `iss` a string. Refused tokens never reach the upstream.
+/// meet — `nbf`, future `iat`, NumericDates with fractions, `iss` a string. Refused
+/// tokens never reach the upstream.
 #[tokio::test]
 async fn issuer_tokens_meet_the_same_claim_rules() {
     let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
     let up = Upstream::start().await;
-    let text = config(&idp, "30s").replacen(
-        "roles_claim = \"realm_access.roles\"\n",
-        "roles_claim = \"realm_access.roles\"\nmax_lifetime = \"1h\"\n",
-        1,
-    );
-    let gw = gateway(&text, Some(up.addr)).await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
     assert!(ready(&gw).await);
     let n = secs();
     let ok = |extra: Value| token(&idp.base, "k1", "rs256.key", extra);
@@ -348,7 +343,6 @@ async fn issuer_tokens_meet_the_same_claim_rules() {
     for (name, extra) in [
         ("nbf in an hour", json!({"nbf": n + 3600.0})),
         ("iat in an hour", json!({"iat": n + 3600.0})),
-        ("lifetime over max_lifetime", json!({"exp": n + 7200.0})),
         (
             "iss an array",
             json!({"iss": ["https://evil.example", idp.base]}),
@@ -358,6 +352,35 @@ async fn issuer_tokens_meet_the_same_claim_rules() {
         let r = get(gw.addr, "/items/1", &[&bearer(&ok(extra))]).await;
         assert_error(&r, 401, "invalid_token");
         assert_eq!(up.seen().len(), seen, "{name} reached the upstream");
+    }
+}
+
+/// Issue 9 item 3: `max_lifetime` per issuer bounds `exp - iat`, as for `[tokens]`.
+#[tokio::test]
+async fn issuer_max_lifetime_is_enforced() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let text = config(&idp, "30s").replacen(
+        "roles_claim = \"realm_access.roles\"\n",
+        "roles_claim = \"realm_access.roles\"\nmax_lifetime = \"1h\"\n",
+        1,
+    );
+    let gw = gateway(&text, Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let n = secs();
+    let within = token(&idp.base, "k1", "rs256.key", json!({"exp": n + 3500.0}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&within)]).await.status,
+        200
+    );
+    for (name, extra) in [
+        ("lifetime over max_lifetime", json!({"exp": n + 7200.0})),
+        ("no iat", json!({"iat": null})),
+    ] {
+        let t = token_with_header(&idp.base, r#"{"alg":"RS256","kid":"k1"}"#, extra);
+        let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(up.seen().len(), 1, "{name} reached the upstream");
     }
 }
 
