@@ -14,6 +14,12 @@
 //!   make Portcullis hammer the IdP;
 //! - the issuer is chosen by the token's `iss` among the configured ones, never by
 //!   trying keys; each issuer's keys verify only the algorithms configured for it.
+//!
+//! Tokens are then held to exactly the rules Portcullis' own tokens meet: the same
+//! header allow-list (`super::jwt::jws`) and the same claims check
+//! (`super::jwt::claims::check`, with this issuer's leeway, lifetime bound and claim
+//! mapping) — `nbf`, future `iat`, `max_lifetime`, NumericDate and claim types
+//! included.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,11 +28,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use tokio::sync::{watch, Notify};
 
-use super::jwt::{decode_header_checked, TokenError, MAX_TOKEN_BYTES};
+use super::jwt::claims::{self, ClaimRules};
+use super::jwt::jws::Jws;
+use super::jwt::TokenError;
 use super::principal::Principal;
 
 /// Where an issuer's keys come from.
@@ -37,35 +45,16 @@ pub enum JwksSource {
     Discovery,
 }
 
-/// A claim addressed by a path: a literal claim name (URLs with dots included) is
-/// tried first, then the dotted path (`realm_access.roles`).
-#[derive(Debug, Clone)]
-pub struct ClaimPath(pub String);
-
-impl ClaimPath {
-    pub fn get<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
-        if let Some(v) = claims.get(&self.0) {
-            return Some(v);
-        }
-        let mut parts = self.0.split('.');
-        let mut cur = claims.get(parts.next()?)?;
-        for p in parts {
-            cur = cur.as_object()?.get(p)?;
-        }
-        Some(cur)
-    }
-}
+pub use super::principal::ClaimPath;
 
 /// One `[[issuers]]` entry, typed.
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
     pub issuer: String,
     pub source: JwksSource,
-    pub audiences: Vec<String>,
     pub algorithms: Vec<Algorithm>,
-    pub leeway: Duration,
-    pub scope_claim: ClaimPath,
-    pub roles_claim: ClaimPath,
+    /// The claim rules (issuer, audiences, leeway, lifetime bound, claim mapping).
+    pub rules: ClaimRules,
     pub min_refresh: Duration,
     pub max_refresh: Duration,
     pub unknown_kid_cooldown: Duration,
@@ -297,39 +286,26 @@ impl JwksClient {
 
     /// Verifies a token of this issuer.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenError::TooLarge);
-        }
-        let (alg, kid) = decode_header_checked(token)?;
-        let alg = alg
+        let jws = Jws::parse(token)?;
+        let alg = jws
+            .header
+            .alg
             .filter(|a| self.config.algorithms.contains(a))
             .ok_or(TokenError::WrongAlgorithm)?;
         let (key_alg, key) = self
-            .key_for(kid.as_deref(), alg)
+            .key_for(jws.header.kid.as_deref(), alg)
             .await
             .ok_or(TokenError::UnknownKey)?;
         if key_alg != alg {
             return Err(TokenError::WrongAlgorithm);
         }
-        let mut v = Validation::new(alg);
-        v.leeway = self.config.leeway.as_secs();
-        v.set_required_spec_claims(&["exp", "iss", "aud"]);
-        v.set_issuer(&[self.config.issuer.as_str()]);
-        v.set_audience(&self.config.audiences);
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
-            .map_err(super::jwt::map_error)?
-            .claims;
-        let mut normalized = claims.clone();
-        if let Some(s) = self.config.scope_claim.get(&claims) {
-            normalized.insert("scope".into(), s.clone());
-        }
-        match self.config.roles_claim.get(&claims) {
-            Some(r) => normalized.insert("roles".into(), r.clone()),
-            None => normalized.remove("roles"),
-        };
-        let mut p = Principal::from_claims(normalized, &self.config.issuer)?;
-        p.expand_roles = !super::jwt::is_at_jwt(token);
-        Ok(p)
+        jws.verify_signature(&key, key_alg)?;
+        claims::check(
+            &self.config.rules,
+            jws.claims()?,
+            jws.header.at_jwt,
+            claims::now_f64(),
+        )
     }
 }
 
@@ -346,55 +322,4 @@ pub fn peek_issuer(token: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn claim_paths() {
-        let c: Map<String, Value> = serde_json::from_value(json!({
-            "realm_access": {"roles": ["admin"]},
-            "https://example.com/roles": ["ops"],
-            "scp": ["a", "b"]
-        }))
-        .expect("map");
-        assert_eq!(
-            ClaimPath("realm_access.roles".into()).get(&c),
-            Some(&json!(["admin"]))
-        );
-        assert_eq!(
-            ClaimPath("https://example.com/roles".into()).get(&c),
-            Some(&json!(["ops"]))
-        );
-        assert_eq!(ClaimPath("scp".into()).get(&c), Some(&json!(["a", "b"])));
-        assert_eq!(ClaimPath("realm_access.missing".into()).get(&c), None);
-        assert_eq!(ClaimPath("scp.x".into()).get(&c), None);
-    }
-
-    #[test]
-    fn max_age_is_read() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert(
-            reqwest::header::CACHE_CONTROL,
-            "public, max-age=300, must-revalidate".parse().expect("hv"),
-        );
-        assert_eq!(max_age(&h), Some(Duration::from_secs(300)));
-        h.insert(
-            reqwest::header::CACHE_CONTROL,
-            "no-cache".parse().expect("hv"),
-        );
-        assert_eq!(max_age(&h), None);
-    }
-
-    #[test]
-    fn issuer_is_peeked_without_verification() {
-        use base64::Engine as _;
-        let p = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(r#"{"iss":"https://idp.test/"}"#);
-        assert_eq!(
-            peek_issuer(&format!("e30.{p}.sig")).as_deref(),
-            Some("https://idp.test/")
-        );
-        assert_eq!(peek_issuer("garbage"), None);
-    }
-}
+mod tests;

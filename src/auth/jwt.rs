@@ -1,26 +1,41 @@
-//! Verification of Portcullis' own access tokens (JWT, RFC 7519 / RFC 9068).
+//! Verification of Portcullis' own access tokens (JWT, RFC 7519 / RFC 9068), and the
+//! rules every token meets, whoever issued it.
 //!
-//! Safe defaults (DESIGN.md principle 4):
+//! One pipeline for every issuer (DESIGN.md principle 4): [`jws::Jws::parse`] takes the
+//! compact JWS apart and holds the header to its allow-list, the caller picks the key
+//! and checks the signature with the key's pinned algorithm, then
+//! [`claims::check`] applies the claim rules. `[tokens]` (this module's [`Verifier`])
+//! and `[[issuers]]` (`super::jwks`) differ only in where keys come from and which
+//! [`ClaimRules`] they hold.
+//!
+//! Safe defaults:
 //! - the key is chosen by `kid` (without one: the only key of the token's algorithm),
-//!   and each key is pinned to one
-//!   algorithm: `alg: none`, and any algorithm other than the key's, are refused — an
-//!   RSA public key is never used as an HMAC secret;
-//! - `exp` is required; `nbf` and `iat` are checked with a small leeway; `iss` must be
-//!   the configured issuer and `aud` (string or array) must name a configured audience;
-//!   an optional maximum lifetime bounds `exp - iat`;
-//! - `jku`, `x5u` and embedded `jwk` headers are never followed; a `crit` header is
-//!   refused (no extension is understood);
+//!   and each key is pinned to one algorithm: `alg: none`, and any algorithm other
+//!   than the key's, are refused — an RSA public key is never used as an HMAC secret;
+//! - `typ` only absent, `JWT` or `at+jwt`; `crit`, `enc` and `zip` headers refused;
+//!   `jku`, `x5u` and embedded `jwk` headers never followed;
+//! - `exp` is required; `nbf` and `iat` are checked with a small leeway; NumericDates
+//!   may carry a fraction; `iss` must be a string equal to the issuer and `aud` (string
+//!   or array of strings) must name a configured audience; an optional maximum
+//!   lifetime bounds `exp - iat`;
+//! - which claims carry scopes and roles is configured, never guessed;
 //! - oversized tokens are refused before any decoding.
+//!
+//! jsonwebtoken is used for key parsing and signature primitives only: its own claim
+//! validation reads NumericDates as integers and accepts `iss` arrays, so it is not used.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{Map, Value};
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::principal::Principal;
+
+pub mod claims;
+pub mod jws;
+
+pub use claims::ClaimRules;
+use jws::Jws;
 
 /// Longest token accepted (bytes).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -62,7 +77,6 @@ pub struct VerifyKey {
     pub kid: String,
     pub alg: Algorithm,
     key: DecodingKey,
-    validation: Validation,
 }
 
 impl fmt::Debug for VerifyKey {
@@ -109,78 +123,6 @@ pub fn decoding_key(alg: Algorithm, material: &[u8]) -> Result<DecodingKey, Stri
     }
 }
 
-/// Which registered claims are checked beyond `exp`/`nbf`/`iat` (both by default).
-#[derive(Debug, Clone, Copy)]
-pub struct ClaimChecks {
-    pub issuer: bool,
-    pub audience: bool,
-}
-
-impl Default for ClaimChecks {
-    fn default() -> Self {
-        ClaimChecks {
-            issuer: true,
-            audience: true,
-        }
-    }
-}
-
-/// Reads the JOSE header: the algorithm (`None` if not one Portcullis accepts) and the
-/// `kid`. A `crit` header is refused: no extension is understood.
-pub fn decode_header_checked(
-    token: &str,
-) -> Result<(Option<Algorithm>, Option<String>), TokenError> {
-    let header_b64 = token.split('.').next().ok_or(TokenError::Malformed)?;
-    let header_json = URL_SAFE_NO_PAD
-        .decode(header_b64)
-        .map_err(|_| TokenError::Malformed)?;
-    let header: Map<String, Value> =
-        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-    if header.contains_key("crit") {
-        return Err(TokenError::BadHeader);
-    }
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or(TokenError::Malformed)?;
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(TokenError::Malformed),
-    };
-    Ok((parse_alg(alg), kid))
-}
-
-/// Whether the (already verified) token's header says `typ: at+jwt` (RFC 9068).
-pub fn is_at_jwt(token: &str) -> bool {
-    let Some(Ok(header)) = token.split('.').next().map(|h| URL_SAFE_NO_PAD.decode(h)) else {
-        return false;
-    };
-    serde_json::from_slice::<Map<String, Value>>(&header)
-        .ok()
-        .and_then(|h| {
-            h.get("typ").and_then(Value::as_str).map(|t| {
-                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-            })
-        })
-        .unwrap_or(false)
-}
-
-/// jsonwebtoken's error → the refusal reason.
-pub fn map_error(e: jsonwebtoken::errors::Error) -> TokenError {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match e.kind() {
-        K::InvalidSignature => TokenError::BadSignature,
-        K::ExpiredSignature => TokenError::Expired,
-        K::ImmatureSignature => TokenError::NotYetValid,
-        K::InvalidIssuer => TokenError::WrongIssuer,
-        K::InvalidAudience => TokenError::WrongAudience,
-        K::InvalidAlgorithm => TokenError::WrongAlgorithm,
-        K::MissingRequiredClaim(_) | K::Json(_) => TokenError::BadClaims,
-        _ => TokenError::Malformed,
-    }
-}
-
 /// Verifies tokens against the configured keys and claims rules.
 #[derive(Debug)]
 pub struct Verifier {
@@ -188,10 +130,9 @@ pub struct Verifier {
     pub cache_max_age: Duration,
     /// Cached tokens per worker.
     pub cache_size: usize,
+    /// The configured issuer (`[tokens] issuer`).
     pub issuer: String,
-    pub audiences: Vec<String>,
-    pub leeway: Duration,
-    pub max_lifetime: Option<Duration>,
+    rules: ClaimRules,
     keys: Vec<VerifyKey>,
 }
 
@@ -203,48 +144,16 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 impl Verifier {
-    pub fn new(
-        issuer: String,
-        audiences: Vec<String>,
-        leeway: Duration,
-        max_lifetime: Option<Duration>,
-        checks: ClaimChecks,
-        keys: Vec<(String, Algorithm, DecodingKey)>,
-    ) -> Verifier {
+    pub fn new(rules: ClaimRules, keys: Vec<(String, Algorithm, DecodingKey)>) -> Verifier {
         let keys = keys
             .into_iter()
-            .map(|(kid, alg, key)| {
-                let mut v = Validation::new(alg);
-                v.leeway = leeway.as_secs();
-                v.validate_exp = true;
-                v.validate_nbf = true;
-                let mut required = vec!["exp"];
-                if checks.issuer {
-                    required.push("iss");
-                    v.set_issuer(&[issuer.as_str()]);
-                }
-                if checks.audience {
-                    required.push("aud");
-                    v.set_audience(&audiences);
-                } else {
-                    v.validate_aud = false;
-                }
-                v.set_required_spec_claims(&required);
-                VerifyKey {
-                    kid,
-                    alg,
-                    key,
-                    validation: v,
-                }
-            })
+            .map(|(kid, alg, key)| VerifyKey { kid, alg, key })
             .collect();
         Verifier {
             cache_max_age: Duration::from_secs(30),
             cache_size: 10_000,
-            issuer,
-            audiences,
-            leeway,
-            max_lifetime,
+            issuer: rules.issuer.clone(),
+            rules,
             keys,
         }
     }
@@ -252,6 +161,11 @@ impl Verifier {
     /// The configured keys.
     pub fn keys(&self) -> &[VerifyKey] {
         &self.keys
+    }
+
+    /// The claim rules tokens are held to.
+    pub fn rules(&self) -> &ClaimRules {
+        &self.rules
     }
 
     /// The key named by `kid`; without a `kid`, the only key of the token's algorithm.
@@ -274,38 +188,18 @@ impl Verifier {
 
     /// Verifies a compact JWS and returns the caller it identifies.
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenError::TooLarge);
-        }
-        let (alg, kid) = decode_header_checked(token)?;
-        let key = self.key_for(kid.as_deref(), alg)?;
-        if alg != Some(key.alg) {
+        self.verify_at(token, claims::now_f64())
+    }
+
+    /// [`Verifier::verify`] at a given time (seconds since the epoch).
+    pub fn verify_at(&self, token: &str, now: f64) -> Result<Principal, TokenError> {
+        let jws = Jws::parse(token)?;
+        let key = self.key_for(jws.header.kid.as_deref(), jws.header.alg)?;
+        if jws.header.alg != Some(key.alg) {
             return Err(TokenError::WrongAlgorithm);
         }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
-            .map_err(map_error)?;
-        let claims = data.claims;
-        let now = now_secs();
-        let iat = match claims.get("iat") {
-            None => None,
-            Some(v) => Some(v.as_u64().ok_or(TokenError::BadClaims)?),
-        };
-        if iat.is_some_and(|iat| iat > now + self.leeway.as_secs()) {
-            return Err(TokenError::NotYetValid);
-        }
-        if let Some(max) = self.max_lifetime {
-            let exp = claims
-                .get("exp")
-                .and_then(Value::as_u64)
-                .ok_or(TokenError::BadClaims)?;
-            let iat = iat.ok_or(TokenError::BadClaims)?;
-            if exp.saturating_sub(iat) > max.as_secs() {
-                return Err(TokenError::LifetimeTooLong);
-            }
-        }
-        let mut p = Principal::from_claims(claims, &self.issuer)?;
-        p.expand_roles = !is_at_jwt(token);
-        Ok(p)
+        jws.verify_signature(&key.key, key.alg)?;
+        claims::check(&self.rules, jws.claims()?, jws.header.at_jwt, now)
     }
 }
 

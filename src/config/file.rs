@@ -143,6 +143,15 @@ pub(crate) struct TokensFile {
     /// `aud` must name one of `audiences` (default).
     #[serde(default = "default_true")]
     pub verify_audience: bool,
+    /// Where scopes are: one claim, or several tried in order (first present wins).
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: OneOrMany,
+    /// Where roles are.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Whether `[roles]` adds the scopes of a token's roles (never for `at+jwt`).
+    #[serde(default = "default_true")]
+    pub expand_roles: bool,
     /// How long a verified token is served from the cache; "0s" turns it off.
     #[serde(default = "default_cache_max_age")]
     pub cache_max_age: String,
@@ -376,10 +385,13 @@ pub(crate) struct IssuerFile {
     pub algorithms: Vec<String>,
     #[serde(default = "default_leeway")]
     pub leeway: String,
+    pub max_lifetime: Option<String>,
     #[serde(default = "default_scope_claim")]
-    pub scope_claim: String,
+    pub scope_claim: OneOrMany,
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    #[serde(default = "default_true")]
+    pub expand_roles: bool,
     #[serde(default = "default_min_refresh")]
     pub min_refresh: String,
     #[serde(default = "default_max_refresh")]
@@ -391,8 +403,25 @@ pub(crate) struct IssuerFile {
 fn default_issuer_algorithms() -> Vec<String> {
     vec!["RS256".into()]
 }
-fn default_scope_claim() -> String {
-    "scope".into()
+/// A string, or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+fn default_scope_claim() -> OneOrMany {
+    OneOrMany::Many(vec!["scope".into(), "scp".into()])
 }
 fn default_roles_claim() -> String {
     "roles".into()

@@ -17,7 +17,8 @@ use super::units::{parse_duration, parse_size};
 use super::{
     AuthMode, Config, ConfigErrors, ConfigIssue, Route, ServerConfig, Upstream, UpstreamTarget,
 };
-use crate::auth::jwt::{decoding_key, parse_alg, ClaimChecks, Verifier};
+use crate::auth::jwt::{decoding_key, parse_alg, ClaimRules, Verifier};
+use crate::auth::principal::{ClaimMapping, ClaimPath};
 use crate::policy::matcher::{Pattern, Router};
 use crate::token::keys::{self, SigningKey};
 
@@ -1089,18 +1090,32 @@ fn tokens(issues: &mut Issues, t: &TokensFile, base_dir: &Path) -> Option<(Verif
             "list the audiences tokens are issued for, e.g. audiences = [\"api\"]",
         );
     }
-    let leeway = issues.duration_or_zero("tokens.leeway".into(), &t.leeway);
-    if leeway > Duration::from_secs(300) {
-        issues.add(
-            "tokens.leeway",
-            "is longer than 5 minutes",
-            "keep the clock-skew allowance small, e.g. \"60s\"",
-        );
-    }
+    let leeway = leeway(issues, "tokens.leeway", &t.leeway);
     let max_lifetime = t
         .max_lifetime
         .as_deref()
         .map(|m| issues.duration("tokens.max_lifetime".into(), m));
+    let mapping = claim_mapping(
+        issues,
+        "tokens.",
+        &t.scope_claim,
+        &t.roles_claim,
+        t.expand_roles,
+    );
+    if t.signing_key.is_some() && !mapping.scope_claims.iter().any(|c| c.0 == "scope") {
+        issues.add(
+            "tokens.scope_claim",
+            "does not list \"scope\", where the token service writes the scopes it grants",
+            "include \"scope\", e.g. scope_claim = \"scope\"",
+        );
+    }
+    if t.signing_key.is_some() && mapping.roles_claim.0 != "roles" {
+        issues.add(
+            "tokens.roles_claim",
+            "is not \"roles\", where the token service writes the roles it grants",
+            "set roles_claim = \"roles\" (or leave it out)",
+        );
+    }
     if t.keys.is_empty() {
         issues.add(
             "tokens.keys",
@@ -1160,14 +1175,63 @@ fn tokens(issues: &mut Issues, t: &TokensFile, base_dir: &Path) -> Option<(Verif
             "revocation takes effect within this time; keep it short, e.g. \"30s\"",
         );
     }
-    let checks = ClaimChecks {
-        issuer: t.verify_issuer,
-        audience: t.verify_audience,
+    let rules = ClaimRules {
+        issuer: t.issuer,
+        verify_issuer: t.verify_issuer,
+        audiences: t.audiences,
+        verify_audience: t.verify_audience,
+        leeway,
+        max_lifetime,
+        mapping,
     };
-    let mut v = Verifier::new(t.issuer, t.audiences, leeway, max_lifetime, checks, keys);
+    let mut v = Verifier::new(rules, keys);
     v.cache_max_age = cache_max_age;
     v.cache_size = t.cache_size;
     Some((v, own))
+}
+
+/// A clock-skew allowance: at most 5 minutes, for `[tokens]` and every issuer alike.
+fn leeway(issues: &mut Issues, key: &str, value: &str) -> Duration {
+    let leeway = issues.duration_or_zero(key.into(), value);
+    if leeway > Duration::from_secs(300) {
+        issues.add(
+            key,
+            "is longer than 5 minutes",
+            "keep the clock-skew allowance small, e.g. \"60s\"",
+        );
+    }
+    leeway
+}
+
+/// `scope_claim` / `roles_claim` / `expand_roles`, the same for `[tokens]` and
+/// `[[issuers]]`. `prefix` ends with a dot.
+fn claim_mapping(
+    issues: &mut Issues,
+    prefix: &str,
+    scope_claim: &super::file::OneOrMany,
+    roles_claim: &str,
+    expand_roles: bool,
+) -> ClaimMapping {
+    let scope_claims = scope_claim.to_vec();
+    if scope_claims.is_empty() || scope_claims.iter().any(|c| c.trim().is_empty()) {
+        issues.add(
+            format!("{prefix}scope_claim"),
+            "is empty or names an empty claim",
+            "name the claim(s) that carry scopes, e.g. \"scope\" or [\"scope\", \"scp\"]",
+        );
+    }
+    if roles_claim.trim().is_empty() {
+        issues.add(
+            format!("{prefix}roles_claim"),
+            "is empty",
+            "name the claim that carries roles, e.g. \"roles\"",
+        );
+    }
+    ClaimMapping {
+        scope_claims: scope_claims.into_iter().map(ClaimPath).collect(),
+        roles_claim: ClaimPath(roles_claim.to_string()),
+        expand_roles,
+    }
 }
 
 /// Loads (or, with `create_if_missing` and no file, generates) a private signing key.
@@ -1417,7 +1481,7 @@ fn issuers(
     files: &[Option<IssuerFile>],
     own: Option<&str>,
 ) -> Vec<crate::auth::jwks::IssuerConfig> {
-    use crate::auth::jwks::{ClaimPath, IssuerConfig, JwksSource};
+    use crate::auth::jwks::{IssuerConfig, JwksSource};
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, f) in files.iter().enumerate() {
@@ -1460,7 +1524,18 @@ fn issuers(
                 Some(alg) => algorithms.push(alg),
             }
         }
-        let leeway = issues.duration_or_zero(key("leeway"), &f.leeway);
+        let leeway = leeway(issues, &key("leeway"), &f.leeway);
+        let max_lifetime = f
+            .max_lifetime
+            .as_deref()
+            .map(|m| issues.duration(key("max_lifetime"), m));
+        let mapping = claim_mapping(
+            issues,
+            &key(""),
+            &f.scope_claim,
+            &f.roles_claim,
+            f.expand_roles,
+        );
         let min_refresh = issues.duration(key("min_refresh"), &f.min_refresh);
         let max_refresh = issues.duration(key("max_refresh"), &f.max_refresh);
         let unknown_kid_cooldown =
@@ -1476,11 +1551,16 @@ fn issuers(
             out.push(IssuerConfig {
                 issuer: f.issuer.clone(),
                 source,
-                audiences: f.audiences.clone(),
                 algorithms,
-                leeway,
-                scope_claim: ClaimPath(f.scope_claim.clone()),
-                roles_claim: ClaimPath(f.roles_claim.clone()),
+                rules: ClaimRules {
+                    issuer: f.issuer.clone(),
+                    verify_issuer: true,
+                    audiences: f.audiences.clone(),
+                    verify_audience: true,
+                    leeway,
+                    max_lifetime,
+                    mapping,
+                },
                 min_refresh,
                 max_refresh: max_refresh.max(Duration::from_secs(1)),
                 unknown_kid_cooldown,

@@ -404,3 +404,138 @@ async fn api_keys_go_through_the_same_policy() {
     );
     assert!(up.last().headers.get("x-api-key").is_none());
 }
+
+/// Issue 9 item 3: NumericDates with a fraction are accepted (RFC 7519 §2).
+#[tokio::test]
+async fn own_tokens_with_fractional_dates_are_accepted() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let n = now() as f64;
+    for (name, c) in [
+        ("fractional iat", with("iat", json!(n - 0.75))),
+        ("fractional exp", with("exp", json!(n + 300.25))),
+        ("fractional nbf", with("nbf", json!(n - 10.5))),
+    ] {
+        let r = get(gw.addr, "/items/1", &[&bearer(&hs(&c))]).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+    }
+}
+
+/// Issue 9 item 3: `iss` must be a string (RFC 7519 §4.1.1), the other registered
+/// claims have their types too; a future `iat` is refused. Refused tokens never reach
+/// the upstream.
+#[tokio::test]
+async fn own_tokens_iss_array_and_bad_claim_types_are_refused() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let seen = up.seen().len();
+    for (name, c) in [
+        (
+            "iss an array naming us",
+            with("iss", json!(["https://evil.example", "https://gw.test"])),
+        ),
+        (
+            "iss an array of ours",
+            with("iss", json!(["https://gw.test"])),
+        ),
+        ("iat in the future", with("iat", json!(now() + 3600))),
+        ("exp negative", with("exp", json!(-1))),
+        ("aud an array with a number", with("aud", json!([1, "api"]))),
+    ] {
+        let r = get(gw.addr, "/items/1", &[&bearer(&hs(&c))]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(up.seen().len(), seen, "{name} reached the upstream");
+    }
+}
+
+/// Issue 9 item 3: `typ` is allow-listed (RFC 8725 §3.11) and a JWS header carrying
+/// `enc` (a JWE's) is refused.
+#[tokio::test]
+async fn own_tokens_typ_allow_list_and_jwe_headers() {
+    let up = Upstream::start().await;
+    let gw = gateway(&config(), Some(up.addr)).await;
+    let header = |extra: &str| format!(r#"{{"alg":"HS256","kid":"hs"{extra}}}"#);
+    for extra in [
+        "",
+        r#","typ":"JWT""#,
+        r#","typ":"at+jwt""#,
+        r#","typ":"application/at+jwt""#,
+        r#","typ":"AT+JWT""#,
+    ] {
+        let t = sign_raw_header(Algorithm::HS256, "hs256.secret", &header(extra), &claims());
+        let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+        assert_eq!(r.status, 200, "header {}: {}", header(extra), r.body);
+    }
+    let seen = up.seen().len();
+    for extra in [
+        r#","typ":"dpop+jwt""#,
+        r#","typ":"secevent+jwt""#,
+        r#","typ":"foo""#,
+        r#","enc":"A256GCM""#,
+        r#","typ":"JWT","enc":"A128CBC-HS256""#,
+    ] {
+        let t = sign_raw_header(Algorithm::HS256, "hs256.secret", &header(extra), &claims());
+        let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(
+            up.seen().len(),
+            seen,
+            "header {} reached the upstream",
+            header(extra)
+        );
+    }
+}
+
+/// Issue 9 item 3: `[tokens] scope_claim = "scope"` takes scopes from `scope` alone
+/// (`scp` ignored), and `expand_roles = false` stops `roles` adding scopes.
+#[tokio::test]
+async fn tokens_scope_claim_scope_only_ignores_scp() {
+    let up = Upstream::start().await;
+    let text = config().replacen(
+        "audiences = [\"api\"]\n",
+        "audiences = [\"api\"]\nscope_claim = \"scope\"\nexpand_roles = false\n",
+        1,
+    );
+    assert_ne!(text, config());
+    let gw = gateway(&text, Some(up.addr)).await;
+    let mut scp_only = claims();
+    let c = scp_only.as_object_mut().expect("obj");
+    c.remove("scope");
+    c.insert("scp".into(), json!(["items:read"]));
+    let r = get(gw.addr, "/items/1", &[&bearer(&hs(&scp_only))]).await;
+    assert_error(&r, 403, "insufficient_scope");
+    // `user` maps to items:read in [roles], but roles no longer add scopes.
+    let mut roles_only = claims();
+    roles_only.as_object_mut().expect("obj").remove("scope");
+    let r = get(gw.addr, "/items/1", &[&bearer(&hs(&roles_only))]).await;
+    assert_error(&r, 403, "insufficient_scope");
+    assert!(up.seen().is_empty());
+    // `scope` still works, and roles still satisfy a route's `roles`.
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&hs(&claims()))])
+            .await
+            .status,
+        200
+    );
+    let admin = with("roles", json!(["admin"]));
+    assert_eq!(
+        get(gw.addr, "/admin/x", &[&bearer(&hs(&admin))])
+            .await
+            .status,
+        200
+    );
+    // The default config still reads `scp` and expands roles (unchanged behaviour).
+    let gw = gateway(&config(), Some(up.addr)).await;
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&hs(&scp_only))])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&hs(&roles_only))])
+            .await
+            .status,
+        200
+    );
+}

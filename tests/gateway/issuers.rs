@@ -290,3 +290,151 @@ async fn readiness_waits_for_the_first_key_set() {
     assert!(ready(&gw).await, "ready once the IdP answers");
     assert!(idp.fetches.load(Ordering::SeqCst) >= 2);
 }
+
+/// A token of the IdP with exactly this header text; `extra` claims replace the usual
+/// ones (`null` removes one).
+fn token_with_header(iss: &str, header: &str, extra: Value) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let mut claims = json!({"iss": iss, "aud": ["account", "api"], "sub": "kc-user", "exp": now + 300, "iat": now,
+                            "scp": ["items:read"], "realm_access": {"roles": ["admin"]}});
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            if v.is_null() {
+                c.remove(k);
+            } else {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    sign_raw_header(Algorithm::RS256, "rs256.key", header, &claims)
+}
+
+fn secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as f64
+}
+
+/// Issue 9 item 3: an external issuer's tokens meet the rules Portcullis' own tokens
+/// meet — `nbf`, future `iat`, NumericDates with fractions, `iss` a string. Refused
+/// tokens never reach the upstream.
+#[tokio::test]
+async fn issuer_tokens_meet_the_same_claim_rules() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let n = secs();
+    let ok = |extra: Value| token(&idp.base, "k1", "rs256.key", extra);
+    for (name, extra) in [
+        ("plain", json!({})),
+        ("fractional iat", json!({"iat": n - 0.75})),
+        ("fractional exp", json!({"exp": n + 300.25})),
+        ("fractional nbf", json!({"nbf": n - 1.5})),
+    ] {
+        let r = get(gw.addr, "/items/1", &[&bearer(&ok(extra))]).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+    }
+    let seen = up.seen().len();
+    for (name, extra) in [
+        ("nbf in an hour", json!({"nbf": n + 3600.0})),
+        ("iat in an hour", json!({"iat": n + 3600.0})),
+        (
+            "iss an array",
+            json!({"iss": ["https://evil.example", idp.base]}),
+        ),
+        ("exp a string", json!({"exp": "99999999999"})),
+    ] {
+        let r = get(gw.addr, "/items/1", &[&bearer(&ok(extra))]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(up.seen().len(), seen, "{name} reached the upstream");
+    }
+}
+
+/// Issue 9 item 3: `max_lifetime` per issuer bounds `exp - iat`, as for `[tokens]`.
+#[tokio::test]
+async fn issuer_max_lifetime_is_enforced() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let text = config(&idp, "30s").replacen(
+        "roles_claim = \"realm_access.roles\"\n",
+        "roles_claim = \"realm_access.roles\"\nmax_lifetime = \"1h\"\n",
+        1,
+    );
+    let gw = gateway(&text, Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let n = secs();
+    let within = token(&idp.base, "k1", "rs256.key", json!({"exp": n + 3500.0}));
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&bearer(&within)]).await.status,
+        200
+    );
+    for (name, extra) in [
+        ("lifetime over max_lifetime", json!({"exp": n + 7200.0})),
+        ("no iat", json!({"iat": null})),
+    ] {
+        let t = token_with_header(&idp.base, r#"{"alg":"RS256","kid":"k1"}"#, extra);
+        let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(up.seen().len(), 1, "{name} reached the upstream");
+    }
+}
+
+/// Issue 9 item 3: the header allow-list holds for external issuers too.
+#[tokio::test]
+async fn issuer_tokens_typ_allow_list_and_jwe_headers() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let header = |extra: &str| format!(r#"{{"alg":"RS256","kid":"k1"{extra}}}"#);
+    for extra in [
+        "",
+        r#","typ":"JWT""#,
+        r#","typ":"at+jwt""#,
+        r#","typ":"application/at+jwt""#,
+    ] {
+        let t = token_with_header(&idp.base, &header(extra), json!({}));
+        let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+        assert_eq!(r.status, 200, "header {}: {}", header(extra), r.body);
+    }
+    let seen = up.seen().len();
+    for extra in [
+        r#","typ":"dpop+jwt""#,
+        r#","typ":"secevent+jwt""#,
+        r#","typ":"foo""#,
+        r#","enc":"A256GCM""#,
+    ] {
+        let t = token_with_header(&idp.base, &header(extra), json!({}));
+        let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(
+            up.seen().len(),
+            seen,
+            "header {} reached the upstream",
+            header(extra)
+        );
+    }
+}
+
+/// Issue 9 item 3: `scope_claim = "scp"` reads `scp` only; a `scope` claim no longer
+/// stands in when `scp` is absent.
+#[tokio::test]
+async fn issuer_scope_claim_is_the_only_scope_source() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let t = token_with_header(
+        &idp.base,
+        r#"{"alg":"RS256","kid":"k1"}"#,
+        json!({"scp": null, "scope": "items:read"}),
+    );
+    let r = get(gw.addr, "/items/1", &[&bearer(&t)]).await;
+    assert_error(&r, 403, "insufficient_scope");
+    assert!(up.seen().is_empty());
+}

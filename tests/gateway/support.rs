@@ -305,3 +305,30 @@ pub fn sign(
 pub fn bearer(t: &str) -> String {
     format!("Authorization: Bearer {t}")
 }
+
+/// A token whose JOSE header is exactly `header` (JSON text, for headers `Header`
+/// cannot express: `enc`, unusual `typ` values), signed with the fixture key of `alg`
+/// (`hs256.secret`, or the PEM private key `keyfile`).
+pub fn sign_raw_header(
+    alg: jsonwebtoken::Algorithm,
+    keyfile: &str,
+    header: &str,
+    claims: &serde_json::Value,
+) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let material = std::fs::read(format!("{FIX}/{keyfile}")).expect("fixture key");
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(&material),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&material).expect("pem"),
+        other => panic!("no fixture for {other:?}"),
+    };
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, alg).expect("sign");
+    format!("{input}.{sig}")
+}

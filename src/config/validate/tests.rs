@@ -239,3 +239,62 @@ fn issuers_are_checked() {
         assert!(k.contains(&want.to_string()), "missing {want} in {k:?}");
     }
 }
+
+#[test]
+fn claim_mappings_and_issuer_time_rules_are_checked() {
+    use crate::auth::principal::ClaimPath;
+    let fix = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let base = "[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\"\n";
+    let tokens = |extra: &str| {
+        format!(
+            "{base}[tokens]\nissuer=\"https://gw\"\naudiences=[\"api\"]\n{extra}\n[[tokens.keys]]\nkid=\"h\"\nalg=\"HS256\"\nsecret_file=\"{fix}/hs256.secret\"\n"
+        )
+    };
+    let c = parse(&tokens("")).expect("valid");
+    let m = &c.tokens.as_ref().expect("tokens").rules().mapping;
+    assert_eq!(
+        m.scope_claims,
+        vec![ClaimPath("scope".into()), ClaimPath("scp".into())],
+        "default: scope, then scp"
+    );
+    assert!(m.expand_roles);
+    let c = parse(&tokens(
+        "scope_claim=\"scope\"\nroles_claim=\"realm_access.roles\"\nexpand_roles=false",
+    ))
+    .expect("valid");
+    let m = &c.tokens.as_ref().expect("tokens").rules().mapping;
+    assert_eq!(m.scope_claims, vec![ClaimPath("scope".into())]);
+    assert_eq!(m.roles_claim, ClaimPath("realm_access.roles".into()));
+    assert!(!m.expand_roles);
+    assert_eq!(
+        keys(&tokens("scope_claim=[]\nroles_claim=\"\"")),
+        vec!["tokens.scope_claim", "tokens.roles_claim"]
+    );
+    // The token service writes `scope` and `roles`: a mapping that skips them is refused.
+    let k = keys(&tokens(
+        "signing_key=\"h\"\nscope_claim=\"scp\"\nroles_claim=\"groups\"",
+    ));
+    for want in ["tokens.scope_claim", "tokens.roles_claim"] {
+        assert!(k.contains(&want.to_string()), "missing {want} in {k:?}");
+    }
+    let issuer = |extra: &str| {
+        format!("{base}[[issuers]]\nissuer=\"https://idp.test/\"\ndiscovery=true\naudiences=[\"api\"]\n{extra}\n")
+    };
+    let c = parse(&issuer(
+        "max_lifetime=\"1h\"\nscope_claim=[\"scp\", \"scope\"]",
+    ))
+    .expect("valid");
+    let r = &c.issuers[0].rules;
+    assert_eq!(r.max_lifetime, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(r.mapping.scope_claims.len(), 2);
+    assert_eq!(
+        keys(&issuer(
+            "leeway=\"10m\"\nmax_lifetime=\"soon\"\nscope_claim=\"\""
+        )),
+        vec![
+            "issuers[0].leeway",
+            "issuers[0].max_lifetime",
+            "issuers[0].scope_claim"
+        ]
+    );
+}
