@@ -185,6 +185,15 @@ pub(crate) struct TokensFile {
     /// OAuth2PasswordRequestForm (grant_type optional) accepts it.
     #[serde(default)]
     pub require_grant_type: bool,
+    /// The grants `/token` serves at all; a client may list only these.
+    #[serde(default = "default_grants")]
+    pub grants: Vec<String>,
+}
+
+fn default_grants() -> Vec<String> {
+    ["password", "refresh_token", "client_credentials"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn default_access_ttl() -> String {

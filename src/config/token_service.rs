@@ -169,6 +169,18 @@ pub(super) fn token_service(
     }
 
     // [[clients]]
+    let mut enabled = Vec::new();
+    for (i, g) in t.grants.iter().enumerate() {
+        match Grant::parse(g) {
+            Some(g) if !enabled.contains(&g) => enabled.push(g),
+            Some(_) => {}
+            None => issues.add(
+                format!("tokens.grants[{i}]"),
+                format!("\"{g}\" is not a supported grant"),
+                "use password, refresh_token or client_credentials",
+            ),
+        }
+    }
     let mut clients = HashMap::new();
     for (i, c) in files.clients.iter().enumerate() {
         let Some(c) = c else { continue };
@@ -205,6 +217,11 @@ pub(super) fn token_service(
                     k("grants"),
                     "client_credentials needs a secret",
                     "set secret_sha256, or drop the grant",
+                ),
+                Some(g) if !enabled.contains(&g) => issues.add(
+                    k("grants"),
+                    format!("\"{}\" is not enabled in tokens.grants", g.as_str()),
+                    "add it to tokens.grants, or remove it from this client",
                 ),
                 Some(g) => grants.push(g),
                 None => issues.add(
@@ -340,6 +357,7 @@ pub(super) fn token_service(
         clients,
         endpoint_prefix: prefix,
         require_grant_type: t.require_grant_type,
+        grants: enabled,
         store_url,
         static_users: static_users
             .into_iter()

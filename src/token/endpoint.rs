@@ -426,9 +426,11 @@ pub async fn serve(
 pub fn metadata(svc: &TokenService, roles: &HashMap<String, Vec<String>>) -> Value {
     let base = &svc.issuer;
     let prefix = &svc.endpoint_prefix;
+    // What is served: a grant the server enables and some client may use (a client
+    // can list enabled grants only, `check` makes sure).
     let mut grants: Vec<&str> = Vec::new();
     for c in svc.clients.values() {
-        for g in &c.grants {
+        for g in c.grants.iter().filter(|g| svc.grants.contains(g)) {
             if !grants.contains(&g.as_str()) {
                 grants.push(g.as_str());
             }

@@ -256,11 +256,15 @@ pub async fn token(
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
     };
     let (client, auth) = authenticate_client(ctx.svc, headers, form)?;
-    let grant = Grant::parse(grant).ok_or(OAuthError::new(
-        StatusCode::BAD_REQUEST,
-        "unsupported_grant_type",
-        "supported grant types: password, refresh_token, client_credentials",
-    ))?;
+    // A grant the server does not serve is unsupported whichever client asks (even
+    // one whose `grants` lists it).
+    let grant = Grant::parse(grant)
+        .filter(|g| ctx.svc.grants.contains(g))
+        .ok_or(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "this grant type is not served here; see grant_types_supported in the server metadata",
+        ))?;
     if !client.grants.contains(&grant) {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,

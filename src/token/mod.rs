@@ -128,6 +128,9 @@ pub struct TokenService {
     /// Refuse a token request without `grant_type` (otherwise username + password
     /// mean the password grant, as FastAPI's `OAuth2PasswordRequestForm` accepts).
     pub require_grant_type: bool,
+    /// Grants served at all (`[tokens] grants`); every other one is
+    /// `unsupported_grant_type`.
+    pub grants: Vec<Grant>,
     /// The store URL (may hold a password: never logged).
     pub store_url: String,
     pub static_users: HashMap<String, ConfigUser>,

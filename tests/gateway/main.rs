@@ -19,6 +19,7 @@ mod routing;
 mod shutdown;
 mod support;
 mod token;
+mod token_grants;
 mod transforms;
 mod websocket;
 mod wire;
