@@ -428,7 +428,12 @@ mod tests {
         assert!(k.as_text().len() <= 66);
         assert_eq!(Key::new("short"), Key::Plain("short".into()));
         // One budget per long value, as for short ones.
-        let l = Limiter::unswept("1/1m".parse().expect("rate"), None, 10, FakeRelativeClock::default());
+        let l = Limiter::unswept(
+            "1/1m".parse().expect("rate"),
+            None,
+            10,
+            FakeRelativeClock::default(),
+        );
         assert_eq!(l.check(long.as_str()), Decision::Allow);
         assert!(matches!(l.check(long.clone()), Decision::Limit { .. }));
     }
