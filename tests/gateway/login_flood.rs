@@ -67,7 +67,9 @@ async fn a_flood_of_distinct_usernames_from_one_ip_leaves_other_users_logging_in
     // The flood's first wave, 40 at once: each a username never seen before (the old
     // limiter gave each its own budget and hashed every one).
     let wave: Vec<_> = (0..40)
-        .map(|i| tokio::spawn(async move { attempt(a, &format!("flood-{i}"), "guess", ATTACKER).await }))
+        .map(|i| {
+            tokio::spawn(async move { attempt(a, &format!("flood-{i}"), "guess", ATTACKER).await })
+        })
         .collect();
     let mut hashed = 0;
     for t in wave {
@@ -113,7 +115,11 @@ async fn a_flood_of_distinct_usernames_from_one_ip_leaves_other_users_logging_in
         .collect();
     for i in 0..8 {
         let r = attempt(a, "alice", "wonderland", ALICE_IP).await;
-        assert_eq!(r.status, 200, "alice's login {i} during the flood: {}", r.body);
+        assert_eq!(
+            r.status, 200,
+            "alice's login {i} during the flood: {}",
+            r.body
+        );
     }
     for t in flood {
         let statuses = t.await.expect("join");
@@ -147,7 +153,9 @@ async fn failed_attempts_count_per_username_and_per_ip_successes_do_not() {
     assert_eq!(r.header("ratelimit-policy"), Some("\"login\";q=5;w=3600"));
     // alice herself, elsewhere, is not locked out.
     assert_eq!(
-        attempt(a, "alice", "wonderland", &from("192.0.2.1")).await.status,
+        attempt(a, "alice", "wonderland", &from("192.0.2.1"))
+            .await
+            .status,
         200
     );
 
@@ -159,7 +167,10 @@ async fn failed_attempts_count_per_username_and_per_ip_successes_do_not() {
     }
     let r = attempt(a, "johndoe", "secret", &from("192.0.2.3")).await;
     assert_oauth_error(&r, 429, "rate_limited");
-    assert_eq!(r.header("ratelimit-policy"), Some("\"login_ip\";q=10;w=3600"));
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"login_ip\";q=10;w=3600")
+    );
 }
 
 #[tokio::test]
@@ -168,7 +179,14 @@ async fn malformed_usernames_are_refused_before_anything_is_counted() {
     let gw = gateway(&flood_config(dir.path()), Some(closed_port().await)).await;
     let a = gw.addr;
     let long = "a".repeat(5000);
-    for user in [long.as_str(), "ab", "a%20b", "x%00y", "a'b", "%C3%A9t%C3%A9"] {
+    for user in [
+        long.as_str(),
+        "ab",
+        "a%20b",
+        "x%00y",
+        "a'b",
+        "%C3%A9t%C3%A9",
+    ] {
         for _ in 0..3 {
             let r = attempt(a, user, "guess", ATTACKER).await;
             assert_oauth_error(&r, 400, "invalid_grant");

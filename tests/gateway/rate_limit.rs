@@ -240,7 +240,11 @@ rate_limit = "by-ip"
             "acme keeps its own budget"
         );
     }
-    assert_limited(&get(a, "/tenant/x", &["X-Tenant: acme"]).await, "tenants", 3600);
+    assert_limited(
+        &get(a, "/tenant/x", &["X-Tenant: acme"]).await,
+        "tenants",
+        3600,
+    );
 
     // One /64, many addresses: one budget.
     for ip in ["2001:db8:7:1::1", "2001:db8:7:1::2"] {
@@ -250,7 +254,9 @@ rate_limit = "by-ip"
     let r = get(a, "/ip/x", &["X-Forwarded-For: 2001:db8:7:1:dead:beef:0:1"]).await;
     assert_limited(&r, "by-ip", 3600);
     assert_eq!(
-        get(a, "/ip/x", &["X-Forwarded-For: 2001:db8:7:2::1"]).await.status,
+        get(a, "/ip/x", &["X-Forwarded-For: 2001:db8:7:2::1"])
+            .await
+            .status,
         200,
         "the next /64 is another client"
     );

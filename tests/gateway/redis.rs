@@ -197,5 +197,8 @@ async fn redis_login_policies_count_failures_only_across_instances() {
     }
     let r = try_login(b.addr, "johndoe", "secret").await;
     assert_eq!(r.status, 429, "{}", r.body);
-    assert_eq!(r.header("ratelimit-policy"), Some("\"login_ip\";q=6;w=3600"));
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"login_ip\";q=6;w=3600")
+    );
 }
