@@ -1,22 +1,32 @@
-//! Keyed rate limiting (GCRA, governor) with bounded memory.
+//! Keyed rate limiting (GCRA, governor) with bounded memory that stays fair.
 //!
 //! A [`Rate`] such as `"5/5s"` admits 5 requests per 5 seconds: a burst of 5, then one
 //! more every second (GCRA spreads the period evenly). A [`Limiter`] keeps one GCRA
-//! state per key (e.g. `ip+username` for `/token`).
+//! state per [`Key`] (e.g. `ip+username` for `/token`).
 //!
-//! Memory stays bounded: every 1,024 decisions the keys whose state is back to "fresh"
-//! are dropped, and once `max_keys` keys are tracked every further decision is taken
-//! on one shared overflow key until the sweep frees room. A flood of distinct keys
-//! therefore costs at most `max_keys` entries and is itself rate limited as a whole.
+//! Memory stays bounded without punishing anyone who is already known:
+//! - at most `max_keys` keys are tracked; a key already tracked always keeps its own
+//!   budget, and only keys first seen while the store is full share one overflow
+//!   budget (`store.rs`), so a flood of distinct keys is limited as one client and
+//!   nobody else is affected;
+//! - keys longer than [`MAX_PLAIN_KEY`] bytes are kept as their SHA-256 digest, so an
+//!   entry costs at most a few dozen bytes whatever a header value holds;
+//! - idle keys (state back to "fresh") are dropped by a background sweep
+//!   (`sweep.rs`), never on the request path.
+//!
+//! Besides counting, a limiter can give one request back ([`Limiter::refund`]): the
+//! login policies consume before a password is checked and refund on success, so
+//! only failed attempts count and concurrent guesses cannot exceed the budget.
+
+mod store;
+mod sweep;
 
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
-use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 /// `COUNT/PERIOD`, e.g. `"5/5s"`, `"100/1s"`, `"600/1m"`.
@@ -79,24 +89,91 @@ pub enum Decision {
     },
 }
 
-/// Key used by every decision once `max_keys` keys are tracked.
-const OVERFLOW_KEY: &str = "\u{0}overflow";
-/// Decisions between two sweeps of idle keys.
-const SWEEP_EVERY: u64 = 1024;
+/// Keys up to this many bytes are kept as they are; longer ones as their digest.
+pub const MAX_PLAIN_KEY: usize = 64;
 
-/// A keyed GCRA limiter with a cap on the number of keys.
+/// A limiter key: short keys verbatim, long ones as their SHA-256 digest (a digest
+/// cannot equal a plain key: they are different variants).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Plain(Box<str>),
+    Digest([u8; 32]),
+}
+
+impl Key {
+    pub fn new(key: &str) -> Key {
+        if key.len() <= MAX_PLAIN_KEY {
+            return Key::Plain(key.into());
+        }
+        let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Key::Digest(out)
+    }
+
+    /// The key as text of at most 66 bytes (for Redis key names).
+    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Key::Plain(s) => std::borrow::Cow::Borrowed(s),
+            Key::Digest(d) => {
+                let mut hex = String::with_capacity(66);
+                hex.push_str("#:");
+                for b in d {
+                    hex.push_str(&format!("{b:02x}"));
+                }
+                std::borrow::Cow::Owned(hex)
+            }
+        }
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Key {
+        Key::new(s)
+    }
+}
+
+impl From<String> for Key {
+    fn from(s: String) -> Key {
+        if s.len() <= MAX_PLAIN_KEY {
+            Key::Plain(s.into_boxed_str())
+        } else {
+            Key::new(&s)
+        }
+    }
+}
+
+pub use store::Slot;
+
+type Gcra<C> = RateLimiter<Key, store::Shared, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+struct Inner<C: Clock> {
+    gcra: Gcra<C>,
+    store: std::sync::Arc<store::KeyStore>,
+}
+
+impl<C: Clock + Send + Sync> sweep::Sweep for Inner<C>
+where
+    C::Instant: Send + Sync,
+{
+    fn sweep(&self) {
+        self.gcra.retain_recent();
+    }
+}
+
+/// A keyed GCRA limiter with a fair cap on the number of keys.
 pub struct Limiter<C: Clock = DefaultClock> {
-    inner: RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<C::Instant>>,
+    inner: std::sync::Arc<Inner<C>>,
     rate: Rate,
-    max_keys: usize,
-    decisions: AtomicU64,
+    /// Nanoseconds between two cells (what a refund gives back).
+    interval_ns: u64,
 }
 
 impl<C: Clock> std::fmt::Debug for Limiter<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Limiter")
             .field("rate", &self.rate)
-            .field("max_keys", &self.max_keys)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
@@ -107,43 +184,83 @@ impl Limiter<DefaultClock> {
     }
 }
 
-impl<C: Clock> Limiter<C> {
+impl<C> Limiter<C>
+where
+    C: Clock + Send + Sync + 'static,
+    C::Instant: Send + Sync,
+{
+    /// A limiter on `clock`, registered with the background sweep.
     pub fn with_clock(rate: Rate, burst: Option<u32>, max_keys: usize, clock: C) -> Limiter<C> {
-        Limiter {
-            inner: RateLimiter::dashmap_with_clock(rate.quota(burst), clock),
-            rate,
-            max_keys: max_keys.max(1),
-            decisions: AtomicU64::new(0),
-        }
+        let l = Limiter::unswept(rate, burst, max_keys, clock);
+        let weak: std::sync::Weak<Inner<C>> = std::sync::Arc::downgrade(&l.inner);
+        sweep::register(weak, rate.per);
+        l
     }
 
+    /// A limiter only swept by [`Limiter::sweep`] (tests that count keys).
+    pub fn unswept(rate: Rate, burst: Option<u32>, max_keys: usize, clock: C) -> Limiter<C> {
+        let quota = rate.quota(burst);
+        let store = std::sync::Arc::new(store::KeyStore::new(max_keys));
+        let inner = std::sync::Arc::new(Inner {
+            gcra: RateLimiter::new(quota, store::Shared(store.clone()), clock),
+            store,
+        });
+        Limiter {
+            inner,
+            rate,
+            interval_ns: u64::try_from(quota.replenish_interval().as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl<C: Clock> Limiter<C> {
     pub fn rate(&self) -> Rate {
         self.rate
     }
 
-    /// Number of keys currently tracked.
+    /// Number of keys currently tracked (the overflow state is not one).
     pub fn keys(&self) -> usize {
-        self.inner.len()
+        self.inner.gcra.len()
     }
 
-    /// Counts one request for `key` (owned: the state map stores it).
-    pub fn check(&self, key: String) -> Decision {
-        let n = self.decisions.fetch_add(1, Ordering::Relaxed);
-        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.inner.retain_recent();
-        }
-        let outcome = if self.inner.len() >= self.max_keys {
-            self.inner.check_key(&OVERFLOW_KEY.to_string())
-        } else {
-            self.inner.check_key(&key)
-        };
-        match outcome {
+    /// Decisions taken on the shared overflow state so far.
+    pub fn overflowed(&self) -> u64 {
+        self.inner.gcra_store().overflowed()
+    }
+
+    /// Where a decision for `key` would be taken now.
+    pub fn slot_of(&self, key: &Key) -> Slot {
+        self.inner.gcra_store().slot_of(key)
+    }
+
+    /// Counts one request for `key`.
+    pub fn check(&self, key: impl Into<Key>) -> Decision {
+        match self.inner.gcra.check_key(&key.into()) {
             Ok(()) => Decision::Allow,
             Err(not_until) => {
-                let wait = not_until.wait_time_from(self.inner.clock().now());
+                let wait = not_until.wait_time_from(self.inner.gcra.clock().now());
                 Decision::Limit { retry_after: wait }
             }
         }
+    }
+
+    /// Gives back one request counted for `key` (a login that succeeded).
+    pub fn refund(&self, key: impl Into<Key>) {
+        self.inner
+            .gcra_store()
+            .refund(&key.into(), self.interval_ns);
+    }
+
+    /// Drops the keys whose state is back to "fresh" (the background sweep calls
+    /// this; tests call it directly).
+    pub fn sweep(&self) {
+        self.inner.gcra.retain_recent();
+    }
+}
+
+impl<C: Clock> Inner<C> {
+    fn gcra_store(&self) -> &store::KeyStore {
+        &self.store
     }
 }
 
@@ -183,47 +300,142 @@ mod tests {
     #[test]
     fn five_per_five_seconds_exactly() {
         let clock = FakeRelativeClock::default();
-        let l = Limiter::with_clock("5/5s".parse().expect("rate"), None, 100, clock.clone());
+        let l = Limiter::unswept("5/5s".parse().expect("rate"), None, 100, clock.clone());
         for i in 0..5 {
-            assert_eq!(l.check("ip|alice".into()), Decision::Allow, "attempt {i}");
+            assert_eq!(l.check("ip|alice"), Decision::Allow, "attempt {i}");
         }
-        let Decision::Limit { retry_after } = l.check("ip|alice".into()) else {
+        let Decision::Limit { retry_after } = l.check("ip|alice") else {
             panic!("the sixth attempt must be limited");
         };
         assert_eq!(retry_after, Duration::from_secs(1));
         assert_eq!(retry_after_secs(retry_after), 1);
         // Another key has its own budget.
-        assert_eq!(l.check("ip|bob".into()), Decision::Allow);
+        assert_eq!(l.check("ip|bob"), Decision::Allow);
         // One second later one more attempt, not two.
         clock.advance(Duration::from_secs(1));
-        assert_eq!(l.check("ip|alice".into()), Decision::Allow);
-        assert!(matches!(l.check("ip|alice".into()), Decision::Limit { .. }));
+        assert_eq!(l.check("ip|alice"), Decision::Allow);
+        assert!(matches!(l.check("ip|alice"), Decision::Limit { .. }));
         // After the whole period the full burst is back.
         clock.advance(Duration::from_secs(5));
         for _ in 0..5 {
-            assert_eq!(l.check("ip|alice".into()), Decision::Allow);
+            assert_eq!(l.check("ip|alice"), Decision::Allow);
         }
     }
 
+    /// The promise of item 6: a policy filled to `max_keys` by a flood of distinct keys
+    /// still gives an existing key its own full budget; only new keys share the
+    /// overflow budget, and the flood cannot grow memory.
     #[test]
-    fn a_flood_of_distinct_keys_stays_bounded_and_is_limited_as_one() {
+    fn a_full_store_keeps_existing_keys_whole_and_new_keys_share_the_overflow() {
         let clock = FakeRelativeClock::default();
-        let l = Limiter::with_clock("5/5s".parse().expect("rate"), None, 1000, clock.clone());
+        let l = Limiter::unswept("5/5s".parse().expect("rate"), None, 1000, clock.clone());
+        // An existing client, seen before the flood, has used one request.
+        assert_eq!(l.check("alice"), Decision::Allow);
         let mut allowed = 0;
         for i in 0..100_000 {
-            if l.check(format!("key-{i}")) == Decision::Allow {
+            if l.check(format!("flood-{i}")) == Decision::Allow {
                 allowed += 1;
             }
         }
-        assert!(l.keys() <= 1001, "{} keys tracked", l.keys());
-        // 999 keys got their first request; the rest share one 5-request burst.
-        assert!(allowed <= 1000 + 5, "{allowed} allowed");
-        // Once the period has passed, idle keys are swept and new keys are tracked again.
-        clock.advance(Duration::from_secs(10));
-        for i in 0..SWEEP_EVERY {
-            let _ = l.check(format!("later-{i}"));
+        assert_eq!(l.keys(), 1000, "exactly max_keys keys tracked");
+        // 999 flood keys got their own first request; the other 99,001 shared one
+        // burst of 5.
+        assert_eq!(allowed, 999 + 5);
+        assert_eq!(l.overflowed(), 100_000 - 999);
+        // alice still has the 4 requests left of her own budget, flood or not.
+        assert_eq!(l.slot_of(&Key::new("alice")), Slot::Own);
+        for i in 0..4 {
+            assert_eq!(l.check("alice"), Decision::Allow, "alice's request {i}");
         }
-        assert!(l.keys() < 1000, "{} keys after the sweep", l.keys());
+        assert!(matches!(l.check("alice"), Decision::Limit { .. }));
+        // A new client now shares the exhausted overflow budget...
+        assert_eq!(l.slot_of(&Key::new("bob")), Slot::Overflow);
+        assert!(matches!(l.check("bob"), Decision::Limit { .. }));
+        // ...and a flood key already tracked has its own budget, not the overflow.
+        assert_eq!(l.check("flood-7"), Decision::Allow);
+    }
+
+    #[test]
+    fn the_sweep_frees_idle_keys_and_never_runs_on_the_request_path() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiter::unswept("5/5s".parse().expect("rate"), None, 100, clock.clone());
+        for i in 0..100 {
+            let _ = l.check(format!("k{i}"));
+        }
+        clock.advance(Duration::from_secs(10));
+        // Any number of decisions later, nothing has been swept by a request (the old
+        // code swept on every 1,024th decision).
+        for _ in 0..5_000 {
+            let _ = l.check("k0");
+        }
+        assert_eq!(l.keys(), 100);
+        assert_eq!(l.slot_of(&Key::new("new")), Slot::Overflow);
+        // The sweep (the background thread's job) frees every idle key.
+        l.sweep();
+        assert_eq!(l.keys(), 1, "only k0, still busy, is kept");
+        assert_eq!(l.slot_of(&Key::new("new")), Slot::Own);
+        assert_eq!(l.check("new"), Decision::Allow);
+    }
+
+    #[test]
+    fn registered_limiters_are_swept_by_the_background_pass() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiter::with_clock("1/1s".parse().expect("rate"), None, 10, clock.clone());
+        for i in 0..10 {
+            let _ = l.check(format!("k{i}"));
+        }
+        clock.advance(Duration::from_secs(2));
+        // A pass far in the future sweeps every registered limiter, this one included.
+        let far = std::time::Instant::now() + Duration::from_secs(3600);
+        assert!(sweep::pass(far) >= 1);
+        assert_eq!(l.keys(), 0);
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_one_request() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiter::unswept("3/1m".parse().expect("rate"), None, 10, clock.clone());
+        for _ in 0..3 {
+            assert_eq!(l.check("ip|alice"), Decision::Allow);
+        }
+        assert!(matches!(l.check("ip|alice"), Decision::Limit { .. }));
+        l.refund("ip|alice");
+        assert_eq!(l.check("ip|alice"), Decision::Allow);
+        assert!(matches!(l.check("ip|alice"), Decision::Limit { .. }));
+        // Refunds never bank more than a fresh state: a fresh key has its burst only.
+        for _ in 0..10 {
+            l.refund("ip|bob");
+        }
+        for _ in 0..3 {
+            assert_eq!(l.check("ip|bob"), Decision::Allow);
+        }
+        for _ in 0..10 {
+            l.refund("ip|bob");
+        }
+        for _ in 0..3 {
+            assert_eq!(l.check("ip|bob"), Decision::Allow);
+        }
+        assert!(matches!(l.check("ip|bob"), Decision::Limit { .. }));
+    }
+
+    #[test]
+    fn long_keys_are_kept_as_fixed_size_digests() {
+        let long = "x".repeat(10_000);
+        let k = Key::new(&long);
+        assert!(matches!(k, Key::Digest(_)));
+        assert_eq!(k, Key::from(long.clone()));
+        assert_ne!(k, Key::new(&format!("{long}y")));
+        assert!(k.as_text().len() <= 66);
+        assert_eq!(Key::new("short"), Key::Plain("short".into()));
+        // One budget per long value, as for short ones.
+        let l = Limiter::unswept(
+            "1/1m".parse().expect("rate"),
+            None,
+            10,
+            FakeRelativeClock::default(),
+        );
+        assert_eq!(l.check(long.as_str()), Decision::Allow);
+        assert!(matches!(l.check(long.clone()), Decision::Limit { .. }));
     }
 
     #[test]

@@ -171,10 +171,15 @@ pub(crate) struct TokensFile {
     pub scope_policy: String,
     /// Public client used when a token request authenticates no client.
     pub default_client: Option<String>,
-    /// Attempts on `/token` (password grant) and `/register` per client IP + username.
+    /// Failed attempts on `/token` (password grant), and attempts on `/register`, per
+    /// client IP + username (unless `[rate_limits.login]` is configured).
     #[serde(default = "default_login_rate")]
     pub login_rate: String,
-    /// Keys tracked by the login limiter.
+    /// Failed `/token` password attempts per client IP, whatever the username (unless
+    /// `[rate_limits.login_ip]` is configured).
+    #[serde(default = "default_login_ip_rate")]
+    pub login_ip_rate: String,
+    /// Keys tracked by each of those two limiters.
     #[serde(default = "default_login_rate_keys")]
     pub login_rate_max_keys: usize,
     /// Path prefix for /token, /revoke, /register.
@@ -207,6 +212,9 @@ fn default_scope_policy() -> String {
 }
 fn default_login_rate() -> String {
     "5/5s".into()
+}
+fn default_login_ip_rate() -> String {
+    "20/1m".into()
 }
 fn default_login_rate_keys() -> usize {
     100_000
@@ -270,8 +278,10 @@ pub(crate) struct RateLimitFile {
     /// Keys tracked at most (default 100000).
     pub max_keys: Option<usize>,
     /// With a Redis backend: "allow" or "deny" when Redis fails (default: deny for
-    /// `login`, allow for the others).
+    /// `login` and `login_ip`, allow for the others).
     pub on_error: Option<String>,
+    /// IPv6 clients keyed by this prefix (default: `[rate_limits] ipv6_prefix`, 64).
+    pub ipv6_prefix: Option<u32>,
 }
 
 /// `[users]`: where users live and how passwords are hashed.
@@ -288,6 +298,10 @@ pub(crate) struct UsersFile {
     pub argon2_iterations: u32,
     #[serde(default = "default_argon2_parallelism")]
     pub argon2_parallelism: u32,
+    /// Password hashes computed at once (default: one per CPU).
+    pub max_concurrent_hashes: Option<usize>,
+    /// Logins waiting for a hashing turn; beyond them `/token` answers 503 at once.
+    pub max_queued_hashes: Option<usize>,
     /// Read-only users (sidecar / GitOps deployments).
     #[serde(default, rename = "static")]
     pub static_users: Vec<UserFile>,

@@ -8,7 +8,12 @@ use std::time::Duration;
 
 use super::file::{ClientFile, RegistrationFile, TokensFile, UserFile, UsersFile};
 use super::validate::{Issues, OwnKeys};
-use crate::ratelimit::{Limiter, Rate};
+use crate::middleware::rate_limit::LoginDefaults;
+use crate::ratelimit::Rate;
+use crate::token::HashLimits;
+
+/// Default `[users] max_queued_hashes`.
+const DEFAULT_QUEUED_HASHES: usize = 16;
 use crate::token::password::{is_supported_hash, Argon2Params, Hasher};
 use crate::token::store::Backend;
 use crate::token::{Client, ConfigUser, Grant, Registration, ScopePolicy, TokenService};
@@ -157,6 +162,13 @@ pub(super) fn token_service(
             per: Duration::from_secs(5),
         }
     });
+    let login_ip_rate = t.login_ip_rate.parse::<Rate>().unwrap_or_else(|e| {
+        issues.add("tokens.login_ip_rate", e, "e.g. \"20/1m\"");
+        Rate {
+            count: 20,
+            per: Duration::from_secs(60),
+        }
+    });
     let prefix = t.endpoint_prefix.trim_end_matches('/').to_string();
     if !prefix.is_empty()
         && crate::policy::path::canonicalize(&prefix).ok().as_deref() != Some(prefix.as_str())
@@ -256,6 +268,8 @@ pub(super) fn token_service(
         argon2_memory: "64MiB".into(),
         argon2_iterations: 3,
         argon2_parallelism: 4,
+        max_concurrent_hashes: None,
+        max_queued_hashes: None,
         static_users: Vec::new(),
         seed: Vec::new(),
     });
@@ -315,6 +329,26 @@ pub(super) fn token_service(
             "the defaults (64MiB, 3 iterations, parallelism 4) follow RFC 9106",
         );
     }
+    let hash_limits = HashLimits {
+        concurrent: u
+            .max_concurrent_hashes
+            .unwrap_or_else(crate::token::hashing::HashGate::default_concurrency),
+        queued: u.max_queued_hashes.unwrap_or(DEFAULT_QUEUED_HASHES),
+    };
+    if hash_limits.concurrent == 0 || hash_limits.concurrent > 256 {
+        issues.add(
+            "users.max_concurrent_hashes",
+            format!("{} is not from 1 to 256", hash_limits.concurrent),
+            "leave it out (one per CPU) or set a small number; each hash holds argon2_memory",
+        );
+    }
+    if hash_limits.queued > 10_000 {
+        issues.add(
+            "users.max_queued_hashes",
+            format!("{} is more than 10000", hash_limits.queued),
+            "keep the queue short (default 16): beyond it a login is answered 503 at once",
+        );
+    }
     let static_users = users(issues, "users.static", &u.static_users, roles);
     let seed_users = users(issues, "users.seed", &u.seed, roles);
 
@@ -365,7 +399,12 @@ pub(super) fn token_service(
             .collect(),
         seed_users,
         hasher: Hasher::new(params),
-        login_limiter: Limiter::new(login_rate, None, t.login_rate_max_keys.max(1)),
+        login_defaults: LoginDefaults {
+            per_user: login_rate,
+            per_ip: login_ip_rate,
+            max_keys: t.login_rate_max_keys.max(1),
+        },
+        hash_limits,
         registration,
         created_keys: own.created,
     })

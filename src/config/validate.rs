@@ -226,7 +226,10 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         api_key_header.as_deref().unwrap_or("x-api-key"),
     );
 
-    let rate_limits = rate_limits(&mut issues, rate_limit_table, &route_files);
+    let mut rate_limits = rate_limits(&mut issues, rate_limit_table, &route_files);
+    if let Some(svc) = &token_service {
+        rate_limits.add_login_defaults(svc.login_defaults);
+    }
     let cors_policy = cors_file.and_then(|c| cors(&mut issues, "cors", &c));
 
     match server {
@@ -245,6 +248,21 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             cors: cors_policy,
         }),
         _ => Err(fail(issues)),
+    }
+}
+
+/// An `ipv6_prefix` value: 1 to 128 bits.
+fn ipv6_prefix(issues: &mut Issues, key: &str, n: i64) -> u8 {
+    match u8::try_from(n) {
+        Ok(p @ 1..=128) => p,
+        _ => {
+            issues.add(
+                key,
+                "must be a prefix length from 1 to 128",
+                "64 (the default) keys each IPv6 client by its /64; 128 by its address",
+            );
+            crate::middleware::rate_limit::DEFAULT_IPV6_PREFIX
+        }
     }
 }
 
@@ -289,6 +307,11 @@ fn rate_limits(
     let timeout = text(issues, "redis_timeout", entries.remove("redis_timeout"))
         .map(|t| issues.duration("rate_limits.redis_timeout".into(), &t))
         .unwrap_or(std::time::Duration::from_millis(50));
+    out.ipv6_prefix = match entries.remove("ipv6_prefix") {
+        None => crate::middleware::rate_limit::DEFAULT_IPV6_PREFIX,
+        Some(toml::Value::Integer(n)) => ipv6_prefix(issues, "rate_limits.ipv6_prefix", n),
+        Some(_) => ipv6_prefix(issues, "rate_limits.ipv6_prefix", -1),
+    };
     let url = match (backend, backend_env) {
         (Some(_), Some(_)) => {
             issues.add(
@@ -327,6 +350,7 @@ fn rate_limits(
             })
             .ok()
     });
+    out.redis = redis.clone();
     for (name, value) in entries {
         let key = format!("rate_limits.{name}");
         let Some(f) = issues.section::<super::file::RateLimitFile>(key.clone(), value) else {
@@ -360,14 +384,14 @@ fn rate_limits(
                 "leave it out (= the rate's count) or set at least 1",
             );
         }
-        if name != "login"
+        if !crate::middleware::rate_limit::LOGIN_POLICIES.contains(&name.as_str())
             && spec.as_ref().is_some_and(|s| {
                 s.0.contains(&crate::middleware::rate_limit::KeyPart::Username)
             })
         {
             issues.add(
                 format!("{key}.key"),
-                "username is only known to the login policy",
+                "username is only known to the login and login_ip policies",
                 "use ip, subject, client_id, route or header:NAME",
             );
         }
@@ -396,6 +420,9 @@ fn rate_limits(
                 policy.on_error = o;
             }
             policy.redis = redis.clone();
+            policy.ipv6_prefix = f.ipv6_prefix.map_or(out.ipv6_prefix, |n| {
+                ipv6_prefix(issues, &format!("{key}.ipv6_prefix"), i64::from(n))
+            });
             out.policies.insert(name, Arc::new(policy));
         }
     }

@@ -17,8 +17,17 @@
 //! `redis_timeout` is handled by the policy's `on_error` (`allow`, or `deny` — the
 //! default for the `login` policy), logged at most once per 10 s.
 //!
-//! The policy named `login` limits `/token` (password grant) and `/register`; its key
-//! may use `username`.
+//! IPv6 clients are keyed by their /64 (`ipv6_prefix`, on `[rate_limits]` or a
+//! policy): one host holds a whole /64 and could otherwise rotate addresses for a
+//! fresh budget each. IPv4-mapped IPv6 addresses count as the IPv4 address.
+//!
+//! Two policies limit `/token` (password grant) and `/register`, and may use
+//! `username` in their key: `login` (default `ip+username`, from `[tokens]
+//! login_rate` when not configured) and `login_ip` (default `ip`, from `[tokens]
+//! login_ip_rate`). Both count failed attempts only: an attempt is counted before the
+//! password is checked and given back ([`Policy::refund`]) when it succeeds.
+
+mod redis_backend;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,7 +35,15 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
-use crate::ratelimit::{retry_after_secs, Decision, Limiter, Rate};
+pub use redis_backend::RedisBackend;
+
+use crate::ratelimit::{retry_after_secs, Decision, Key, Limiter, Rate};
+
+/// Default `ipv6_prefix`: a /64 is what one subscriber or host is given.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// The names of the login policies (the only ones that may use `username`).
+pub const LOGIN_POLICIES: [&str; 2] = ["login", "login_ip"];
 
 /// One part of a policy's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +128,8 @@ pub struct Policy {
     pub on_error: OnError,
     /// Counters in Redis instead of `limiter`.
     pub redis: Option<Arc<RedisBackend>>,
+    /// IPv6 addresses are keyed by this prefix length (128: each address).
+    pub ipv6_prefix: u8,
 }
 
 impl Policy {
@@ -126,12 +145,32 @@ impl Policy {
             key,
             limiter: Limiter::new(rate, burst, max_keys),
             burst: burst.unwrap_or(rate.count),
-            on_error: if name == "login" {
+            on_error: if LOGIN_POLICIES.contains(&name) {
                 OnError::Deny
             } else {
                 OnError::Allow
             },
             redis: None,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+        }
+    }
+
+    /// The client address as a key: IPv4 as is, IPv6 as its `ipv6_prefix` network.
+    fn ip_key(&self, ip: IpAddr) -> String {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) if self.ipv6_prefix >= 128 => v6.to_string(),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.ipv6_prefix))
+                    .unwrap_or(0);
+                format!(
+                    "{}/{}",
+                    std::net::Ipv6Addr::from(bits & mask),
+                    self.ipv6_prefix
+                )
+            }
         }
     }
 
@@ -143,20 +182,20 @@ impl Policy {
                 out.push('\u{1f}');
             }
             match p {
-                KeyPart::Ip => out.push_str(&k.ip.to_string()),
+                KeyPart::Ip => out.push_str(&self.ip_key(k.ip)),
                 KeyPart::Subject => match k.subject {
                     Some(s) => {
                         out.push_str("s:");
                         out.push_str(s);
                     }
-                    None => out.push_str(&format!("ip:{}", k.ip)),
+                    None => out.push_str(&format!("ip:{}", self.ip_key(k.ip))),
                 },
                 KeyPart::ClientId => match k.client_id.or(k.subject) {
                     Some(c) => {
                         out.push_str("c:");
                         out.push_str(c);
                     }
-                    None => out.push_str(&format!("ip:{}", k.ip)),
+                    None => out.push_str(&format!("ip:{}", self.ip_key(k.ip))),
                 },
                 KeyPart::Route => out.push_str(k.route),
                 KeyPart::Header(h) => {
@@ -173,7 +212,7 @@ impl Policy {
 
     /// Counts one request; `Err(retry-after seconds)` when refused.
     pub async fn check(&self, k: &KeyInput<'_>) -> Result<(), u64> {
-        let key = self.key_of(k);
+        let key = Key::from(self.key_of(k));
         let decision = match &self.redis {
             None => self.limiter.check(key),
             Some(r) => match r
@@ -198,6 +237,20 @@ impl Policy {
         }
     }
 
+    /// Gives back one request counted by [`Policy::check`] for the same input (a login
+    /// that succeeded). Best effort: a Redis failure is logged and the count stays.
+    pub async fn refund(&self, k: &KeyInput<'_>) {
+        let key = Key::from(self.key_of(k));
+        match &self.redis {
+            None => self.limiter.refund(key),
+            Some(r) => {
+                if let Err(e) = r.refund(&self.name, &key, self.limiter.rate()).await {
+                    r.warn(&self.name, self.on_error, &e);
+                }
+            }
+        }
+    }
+
     /// `RateLimit-Policy` value: the burst over the policy's window.
     pub fn policy_header(&self) -> String {
         let r = self.limiter.rate();
@@ -210,157 +263,63 @@ impl Policy {
     }
 }
 
-/// GCRA in Redis: `KEYS[1]` holds the theoretical arrival time (µs, server clock);
-/// `ARGV[1]` is the emission interval and `ARGV[2]` the burst tolerance, both in µs.
-/// Returns `{1, 0}` (allowed) or `{0, wait_us}`.
-const GCRA_LUA: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - tolerance
-if now < allow_at then
-  return {0, allow_at - now}
-end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {1, 0}
-"#;
-
-/// The shared Redis backend of a configuration's policies.
-pub struct RedisBackend {
-    client: redis::Client,
-    conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
-    /// Until when no new connection is attempted (µs since the epoch), after a failure.
-    retry_after_us: std::sync::atomic::AtomicU64,
-    last_warning: std::sync::atomic::AtomicU64,
-    timeout: std::time::Duration,
-    script: redis::Script,
-}
-
-impl std::fmt::Debug for RedisBackend {
-    // The URL may hold a password: never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-impl RedisBackend {
-    /// `url` is `redis://[user:password@]host:port[/db]`; nothing connects until the
-    /// first decision.
-    pub fn new(url: &str, timeout: std::time::Duration) -> Result<RedisBackend, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("not a Redis URL: {e}"))?;
-        Ok(RedisBackend {
-            client,
-            conn: tokio::sync::OnceCell::new(),
-            retry_after_us: std::sync::atomic::AtomicU64::new(0),
-            last_warning: std::sync::atomic::AtomicU64::new(0),
-            timeout,
-            script: redis::Script::new(GCRA_LUA),
-        })
-    }
-
-    async fn connection(&self) -> Result<redis::aio::ConnectionManager, String> {
-        use std::sync::atomic::Ordering;
-        if let Some(c) = self.conn.get() {
-            return Ok(c.clone());
-        }
-        if now_us() < self.retry_after_us.load(Ordering::Relaxed) {
-            return Err("Redis unreachable (retrying in a moment)".into());
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let made = self
-            .conn
-            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
-            .await;
-        match made {
-            Ok(c) => Ok(c.clone()),
-            Err(e) => {
-                self.retry_after_us
-                    .store(now_us() + 1_000_000, Ordering::Relaxed);
-                Err(format!("Redis connection failed: {e}"))
-            }
-        }
-    }
-
-    /// One GCRA decision for `policy`/`key`, atomically in Redis.
-    pub async fn decide(
-        &self,
-        policy: &str,
-        key: &str,
-        rate: Rate,
-        burst: u32,
-    ) -> Result<Decision, String> {
-        let interval = u64::try_from((rate.per / rate.count).as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let tolerance = interval.saturating_mul(u64::from(burst.saturating_sub(1)));
-        // Long keys (header values) are hashed to bound Redis key sizes.
-        let key = if key.len() > 128 {
-            crate::auth::api_key::hash(key)
-        } else {
-            key.to_string()
-        };
-        let redis_key = format!("portcullis:rl:{policy}:{key}");
-        let work = async {
-            let mut conn = self.connection().await?;
-            let (allowed, wait): (i64, i64) = self
-                .script
-                .key(redis_key)
-                .arg(interval)
-                .arg(tolerance)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| format!("Redis decision failed: {e}"))?;
-            Ok(if allowed == 1 {
-                Decision::Allow
-            } else {
-                Decision::Limit {
-                    retry_after: std::time::Duration::from_micros(u64::try_from(wait).unwrap_or(0)),
-                }
-            })
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(format!("Redis did not answer within {:?}", self.timeout)))
-    }
-
-    /// Logs a backend failure, at most once per 10 s.
-    fn warn(&self, policy: &str, on_error: OnError, error: &str) {
-        use std::sync::atomic::Ordering;
-        let now = now_us();
-        let last = self.last_warning.load(Ordering::Relaxed);
-        if now.saturating_sub(last) > 10_000_000
-            && self
-                .last_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(policy, error, on_error = ?on_error, "rate-limit backend failed; applying on_error");
-        }
-    }
-}
-
 /// Every policy of a configuration.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimits {
     pub policies: HashMap<String, Arc<Policy>>,
+    /// The shared backend, if any (also given to the login defaults).
+    pub redis: Option<Arc<RedisBackend>>,
+    /// `[rate_limits] ipv6_prefix` (policies may override it).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            policies: HashMap::new(),
+            redis: None,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+        }
+    }
+}
+
+/// The login policies used when `[rate_limits.login]` / `[rate_limits.login_ip]` are
+/// not configured: from `[tokens] login_rate` and `login_ip_rate`.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginDefaults {
+    pub per_user: Rate,
+    pub per_ip: Rate,
+    pub max_keys: usize,
 }
 
 impl RateLimits {
+    /// Adds the login policies the file does not configure.
+    pub fn add_login_defaults(&mut self, d: LoginDefaults) {
+        for (name, key, rate) in [
+            ("login", "ip+username", d.per_user),
+            ("login_ip", "ip", d.per_ip),
+        ] {
+            if self.policies.contains_key(name) {
+                continue;
+            }
+            let Ok(spec) = KeySpec::parse(key) else {
+                continue;
+            };
+            let mut p = Policy::new(name, spec, rate, None, d.max_keys);
+            p.redis = self.redis.clone();
+            p.ipv6_prefix = self.ipv6_prefix;
+            self.policies.insert(name.to_string(), Arc::new(p));
+        }
+    }
+
+    /// The two login policies, when the token service is configured.
+    pub fn login(&self) -> Option<(&Policy, &Policy)> {
+        Some((
+            &**self.policies.get("login")?,
+            &**self.policies.get("login_ip")?,
+        ))
+    }
+
     /// The policy of a route: its own (`None` when it says `"none"`), else `default`.
     pub fn for_route(&self, route_policy: Option<&str>) -> Option<&Arc<Policy>> {
         if self.policies.is_empty() {
@@ -426,5 +385,81 @@ mod tests {
         // A subject cannot collide with an IP's key.
         assert_eq!(p.check(&k(Some("ip:3.3.3.3"), [9, 9, 9, 9])).await, Ok(()));
         assert_eq!(p.policy_header(), "\"p\";q=1;w=60");
+    }
+
+    fn input(ip: IpAddr, headers: &HeaderMap) -> KeyInput<'_> {
+        KeyInput {
+            ip,
+            subject: None,
+            client_id: None,
+            route: "r",
+            headers,
+            username: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_are_keyed_by_their_64_and_ipv4_mapped_by_the_ipv4_address() {
+        let h = HeaderMap::new();
+        let mut p = Policy::new(
+            "p",
+            KeySpec::parse("ip").expect("spec"),
+            "1/1m".parse().expect("rate"),
+            None,
+            100,
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            p.key_of(&input(ip("2001:db8:1:2:aaaa::1"), &h)),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(p.check(&input(ip("2001:db8:1:2::1"), &h)).await, Ok(()));
+        // Rotating the interface identifier gives no fresh budget.
+        assert!(p
+            .check(&input(ip("2001:db8:1:2:ffff:1:2:3"), &h))
+            .await
+            .is_err());
+        // The next /64 is someone else.
+        assert_eq!(p.check(&input(ip("2001:db8:1:3::1"), &h)).await, Ok(()));
+        // IPv4 (also as an IPv4-mapped IPv6 address) is keyed by its address.
+        assert_eq!(p.key_of(&input(ip("::ffff:192.0.2.7"), &h)), "192.0.2.7");
+        assert_eq!(p.check(&input(ip("192.0.2.7"), &h)).await, Ok(()));
+        assert!(p.check(&input(ip("::ffff:192.0.2.7"), &h)).await.is_err());
+        assert_eq!(p.check(&input(ip("192.0.2.8"), &h)).await, Ok(()));
+        // Configurable: 128 keys each address.
+        p.ipv6_prefix = 128;
+        assert_eq!(p.key_of(&input(ip("2001:db8::1"), &h)), "2001:db8::1");
+        p.ipv6_prefix = 48;
+        assert_eq!(
+            p.key_of(&input(ip("2001:db8:1:2::1"), &h)),
+            "2001:db8:1::/48"
+        );
+    }
+
+    /// The old limiter sent every decision to one overflow key once full: a client
+    /// rotating `X-Tenant` values then limited every tenant.
+    #[tokio::test]
+    async fn a_header_flood_does_not_limit_a_known_tenant() {
+        let p = Policy::new(
+            "tenants",
+            KeySpec::parse("header:x-tenant").expect("spec"),
+            "3/1m".parse().expect("rate"),
+            None,
+            50,
+        );
+        let mut acme = HeaderMap::new();
+        acme.insert("x-tenant", http::HeaderValue::from_static("acme"));
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        assert_eq!(p.check(&input(ip, &acme)).await, Ok(()));
+        for i in 0..1000 {
+            let mut h = HeaderMap::new();
+            let v = format!("rotating-{i}-{}", "x".repeat(200));
+            h.insert("x-tenant", http::HeaderValue::from_str(&v).expect("value"));
+            let _ = p.check(&input(ip, &h)).await;
+        }
+        assert_eq!(p.limiter.keys(), 50);
+        assert_eq!(p.check(&input(ip, &acme)).await, Ok(()));
+        assert_eq!(p.check(&input(ip, &acme)).await, Ok(()));
+        assert!(p.check(&input(ip, &acme)).await.is_err(), "acme's own 3");
     }
 }

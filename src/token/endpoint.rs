@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use super::{grants, Client, TokenRuntime, TokenService};
 use crate::auth::api_key;
 use crate::body::Body;
-use crate::ratelimit::{retry_after_secs, Decision};
 use crate::state::Snapshot;
 
 /// Largest form body accepted by `/token`, `/revoke` and `/register`.
@@ -134,7 +133,19 @@ impl OAuthError {
         }
     }
 
-    fn into_response(self) -> Response<Body> {
+    /// Every password-hashing place is taken (`hashing.rs`): retry in a second.
+    pub fn busy() -> OAuthError {
+        OAuthError {
+            retry_after: Some(1),
+            ..OAuthError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the login service is busy; retry in a moment",
+            )
+        }
+    }
+
+    pub(super) fn into_response(self) -> Response<Body> {
         let mut resp = no_store(
             self.status,
             &json!({"error": self.code, "error_description": self.description}),
@@ -328,16 +339,6 @@ async fn read_form(req: Request<Incoming>) -> Result<(HeaderMap, Form), OAuthErr
     Ok((parts.headers, Form::parse(&bytes)?))
 }
 
-/// Counts one attempt for `key` on the login limiter.
-pub fn limit(svc: &TokenService, key: String) -> Result<(), OAuthError> {
-    match svc.login_limiter.check(key) {
-        Decision::Allow => Ok(()),
-        Decision::Limit { retry_after } => {
-            Err(OAuthError::rate_limited(retry_after_secs(retry_after)))
-        }
-    }
-}
-
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut resp = no_store(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -387,6 +388,13 @@ pub async fn serve(
                     Some("token_service_down"),
                 );
             };
+            let Some((login, login_ip)) = snap.config.rate_limits.login() else {
+                tracing::error!("the login rate-limit policies are missing");
+                return (
+                    OAuthError::server_error().into_response(),
+                    Some("token_service_down"),
+                );
+            };
             let result = match read_form(req).await {
                 Err(e) => Err(e),
                 Ok((headers, form)) => {
@@ -396,7 +404,8 @@ pub async fn serve(
                         roles: &snap.config.roles,
                         verifier: snap.config.tokens.as_ref(),
                         client_ip,
-                        login_policy: snap.config.rate_limits.policies.get("login").map(|p| &**p),
+                        login,
+                        login_ip,
                     };
                     match endpoint {
                         Endpoint::Token => grants::token(&ctx, &headers, &form).await,
@@ -410,6 +419,7 @@ pub async fn serve(
                 Err(e) => {
                     let reason = match e.code {
                         "rate_limited" => "rate_limited",
+                        "temporarily_unavailable" => "login_busy",
                         "invalid_client" => "invalid_client",
                         "invalid_grant" => "invalid_grant",
                         "server_error" => "server_error",
@@ -475,5 +485,27 @@ mod tests {
         assert_eq!(f.get("scope"), None);
         let e = Form::parse(b"username=a&username=b").expect_err("repeat");
         assert_eq!(e.code, "invalid_request");
+    }
+
+    #[tokio::test]
+    async fn a_full_hashing_gate_is_an_oauth_shaped_503_with_retry_after() {
+        let resp = OAuthError::busy().into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let h = resp.headers();
+        assert_eq!(h.get(RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]));
+        assert_eq!(
+            h.get(CACHE_CONTROL).map(|v| v.as_bytes()),
+            Some(&b"no-store"[..])
+        );
+        assert_eq!(
+            h.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+            Some(&b"application/json"[..])
+        );
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["error"], "temporarily_unavailable");
+        assert!(v["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()));
     }
 }

@@ -19,14 +19,16 @@ use ring::rand::SecureRandom as _;
 use serde_json::{json, Value};
 
 use super::endpoint::{
-    authenticate_client, limit, no_store, ClientAuth, Form, OAuthError, MAX_PASSWORD_BYTES,
+    authenticate_client, no_store, ClientAuth, Form, OAuthError, MAX_PASSWORD_BYTES,
 };
+use super::hashing::GateError;
 use super::password::Verdict;
 use super::store::{RefreshRecord, Rotation};
 use super::{now_secs, Client, Grant, ScopePolicy, TokenRuntime, TokenService};
 use crate::auth::api_key;
 use crate::auth::jwt::Verifier;
 use crate::body::Body;
+use crate::middleware::rate_limit::{KeyInput, Policy};
 
 /// What a grant needs from the request's surroundings.
 pub struct Ctx<'a> {
@@ -35,29 +37,61 @@ pub struct Ctx<'a> {
     pub roles: &'a HashMap<String, Vec<String>>,
     pub verifier: Option<&'a Verifier>,
     pub client_ip: IpAddr,
-    /// `[rate_limits.login]`, which replaces `[tokens] login_rate` when present.
-    pub login_policy: Option<&'a crate::middleware::rate_limit::Policy>,
+    /// `[rate_limits.login]` (default: client IP + username, `[tokens] login_rate`).
+    pub login: &'a Policy,
+    /// `[rate_limits.login_ip]` (default: client IP, `[tokens] login_ip_rate`).
+    pub login_ip: &'a Policy,
 }
 
-/// Counts one login (or registration) attempt of `username` from the client's IP.
-async fn limit_attempt(ctx: &Ctx<'_>, username: &str) -> Result<(), OAuthError> {
-    match ctx.login_policy {
-        Some(p) => {
-            let headers = HeaderMap::new();
-            let input = crate::middleware::rate_limit::KeyInput {
-                ip: ctx.client_ip,
-                subject: None,
-                client_id: None,
-                route: "token",
-                headers: &headers,
-                username: Some(username),
-            };
-            p.check(&input).await.map_err(|s| OAuthError {
-                policy: Some((p.name.clone(), p.policy_header())),
-                ..OAuthError::rate_limited(s)
-            })
+/// One counted login attempt. Both policies are counted before the password is
+/// checked — so concurrent guesses can never exceed the budget — and given back when
+/// the attempt succeeds or was never tried ([`Attempt::refund`]): in effect only failed
+/// attempts count. Dropped without a refund, it stays counted (a failure).
+struct Attempt<'a> {
+    policies: Vec<&'a Policy>,
+    input: KeyInput<'a>,
+}
+
+fn key_input<'a>(ip: IpAddr, username: &'a str, headers: &'a HeaderMap) -> KeyInput<'a> {
+    KeyInput {
+        ip,
+        subject: None,
+        client_id: None,
+        route: "token",
+        headers,
+        username: Some(username),
+    }
+}
+
+impl<'a> Attempt<'a> {
+    /// Counts the attempt on each policy in turn (per IP first: a flood from one
+    /// address then stops adding per-username keys); a refusal gives back what the
+    /// earlier ones counted.
+    async fn begin(
+        policies: &[&'a Policy],
+        input: KeyInput<'a>,
+    ) -> Result<Attempt<'a>, OAuthError> {
+        let mut counted = Attempt {
+            policies: Vec::new(),
+            input,
+        };
+        for p in policies {
+            if let Err(secs) = p.check(&counted.input).await {
+                counted.refund().await;
+                return Err(OAuthError {
+                    policy: Some((p.name.clone(), p.policy_header())),
+                    ..OAuthError::rate_limited(secs)
+                });
+            }
+            counted.policies.push(p);
         }
-        None => limit(ctx.svc, format!("{}|{}", ctx.client_ip, username)),
+        Ok(counted)
+    }
+
+    async fn refund(self) {
+        for p in &self.policies {
+            p.refund(&self.input).await;
+        }
     }
 }
 
@@ -66,6 +100,30 @@ const BAD_CREDENTIALS: &str = "the username or password is incorrect";
 fn server_error(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "token service failure");
     OAuthError::server_error()
+}
+
+fn gate_error(e: GateError) -> OAuthError {
+    match e {
+        GateError::Busy => {
+            tracing::warn!("password hashing at capacity: 503");
+            OAuthError::busy()
+        }
+        GateError::Failed(e) => server_error(e),
+    }
+}
+
+/// Runs `work` (a password hash or verification) through the process's hashing gate.
+async fn hash_work<T: Send + 'static>(
+    ctx: &Ctx<'_>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, OAuthError> {
+    let admission = ctx.rt.gate.admit().map_err(gate_error)?;
+    let pool = ctx.rt.store.handle().map_err(server_error)?;
+    ctx.rt
+        .gate
+        .run(admission, &pool, work)
+        .await
+        .map_err(gate_error)
 }
 
 /// `n` random bytes, URL-safe base64.
@@ -286,26 +344,46 @@ async fn password_grant(
 ) -> Result<Response<Body>, OAuthError> {
     let username = form.require("username", "username is missing")?;
     let password = form.require("password", "password is missing")?;
+    // Before anything else: no such user can exist, so no limiter key, no store
+    // lookup and no hashing is spent on it.
+    if !valid_username(username) {
+        return Err(OAuthError::invalid_grant(BAD_CREDENTIALS));
+    }
     let requested = parse_scope(form.get("scope"))?;
-    limit_attempt(ctx, username).await?;
+    let headers = HeaderMap::new();
+    let attempt = Attempt::begin(
+        &[ctx.login_ip, ctx.login],
+        key_input(ctx.client_ip, username, &headers),
+    )
+    .await?;
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(OAuthError::invalid_grant(BAD_CREDENTIALS));
     }
-    let user = find_user(ctx, username).await?;
+    let user = match find_user(ctx, username).await {
+        Ok(u) => u,
+        Err(e) => {
+            attempt.refund().await;
+            return Err(e);
+        }
+    };
     let hasher = ctx.svc.hasher.clone();
     let (pw, stored) = (
         password.to_string(),
         user.as_ref().map(|u| u.password_hash.clone()),
     );
-    let verdict = ctx
-        .rt
-        .store
-        .blocking(move || match stored {
-            Some(h) => hasher.verify(&pw, &h),
-            None => hasher.verify_unknown_user(&pw),
-        })
-        .await
-        .map_err(server_error)?;
+    let verdict = hash_work(ctx, move || match stored {
+        Some(h) => hasher.verify(&pw, &h),
+        None => hasher.verify_unknown_user(&pw),
+    })
+    .await;
+    let verdict = match verdict {
+        Ok(v) => v,
+        // Busy or failed: not the caller's guess, so not counted.
+        Err(e) => {
+            attempt.refund().await;
+            return Err(e);
+        }
+    };
     let user = match (user, verdict) {
         (Some(u), Verdict::Valid | Verdict::ValidNeedsRehash) if !u.disabled => u,
         (Some(u), _) => {
@@ -317,15 +395,12 @@ async fn password_grant(
             return Err(OAuthError::invalid_grant(BAD_CREDENTIALS));
         }
     };
+    // A successful login is not counted against the user or the address.
+    attempt.refund().await;
     if verdict == Verdict::ValidNeedsRehash && user.stored {
-        let new = ctx
-            .rt
-            .store
-            .hash_password(&ctx.svc.hasher, password)
-            .await
-            .map_err(server_error)?;
-        match new {
-            Ok(new) => match ctx
+        let (hasher, pw) = (ctx.svc.hasher.clone(), password.to_string());
+        match hash_work(ctx, move || hasher.hash(&pw)).await {
+            Ok(Ok(new)) => match ctx
                 .rt
                 .store
                 .upgrade_password_hash(&user.username, &user.password_hash, &new)
@@ -336,7 +411,9 @@ async fn password_grant(
                 }
                 Err(e) => tracing::warn!(error = %e, "password hash upgrade failed"),
             },
-            Err(e) => tracing::warn!(error = %e, "password hash upgrade failed"),
+            // Busy: the upgrade waits for the next login.
+            Err(_) => tracing::info!("password hash upgrade postponed: hashing at capacity"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "password hash upgrade failed"),
         }
     }
     let allowed = within_client(TokenService::role_scopes(&user.roles, ctx.roles), client);
@@ -540,7 +617,6 @@ pub async fn register(ctx: &Ctx<'_>, form: &Form) -> Result<Response<Body>, OAut
             "roles cannot be chosen at registration",
         ));
     }
-    limit_attempt(ctx, "\u{1f}register").await?;
     if !valid_username(username) {
         return Err(OAuthError::invalid_request(
             "a username has 3 to 64 characters: letters, digits, '.', '_', '-', '@'",
@@ -551,6 +627,14 @@ pub async fn register(ctx: &Ctx<'_>, form: &Form) -> Result<Response<Body>, OAut
             "the password is too short or too long",
         ));
     }
+    // Every registration costs a hash: all are counted, per client IP, on the login
+    // policy (under a name no username can have).
+    let headers = HeaderMap::new();
+    let _counted = Attempt::begin(
+        &[ctx.login],
+        key_input(ctx.client_ip, "\u{1f}register", &headers),
+    )
+    .await?;
     if ctx.svc.static_users.contains_key(username) {
         return Err(OAuthError::new(
             StatusCode::CONFLICT,
@@ -558,12 +642,9 @@ pub async fn register(ctx: &Ctx<'_>, form: &Form) -> Result<Response<Body>, OAut
             "this username is taken",
         ));
     }
-    let hash = ctx
-        .rt
-        .store
-        .hash_password(&ctx.svc.hasher, password)
-        .await
-        .map_err(server_error)?
+    let (hasher, pw) = (ctx.svc.hasher.clone(), password.to_string());
+    let hash = hash_work(ctx, move || hasher.hash(&pw))
+        .await?
         .map_err(server_error)?;
     let created = ctx
         .rt

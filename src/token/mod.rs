@@ -12,8 +12,9 @@
 //! `[tokens] signing_key`. Users come from the store (`store.rs`: SQLite by default,
 //! PostgreSQL for fleets) or from read-only `[[users.static]]` entries; passwords are
 //! argon2id (`password.rs`). `[roles]` maps a user's roles to the scopes a token may
-//! carry. `/token` and `/register` are rate limited per client IP + username
-//! (`crate::ratelimit`).
+//! carry. `/token` and `/register` are limited by the `login` (client IP + username)
+//! and `login_ip` (client IP) policies, which count failed attempts only, and every
+//! password hash goes through one bounded gate (`hashing.rs`: `503` when full).
 //!
 //! The configuration half ([`TokenService`]) is part of [`crate::Config`] and is
 //! replaced on reload; the stateful half ([`TokenRuntime`]: the store connection pool
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod denylist;
 pub mod endpoint;
 mod grants;
+pub mod hashing;
 pub mod keys;
 pub mod password;
 pub mod store;
@@ -33,8 +35,8 @@ use std::time::Duration;
 
 pub use grants::valid_username;
 
-use crate::ratelimit::Limiter;
 use denylist::DenyList;
+use hashing::HashGate;
 use keys::SigningKey;
 use password::Hasher;
 use store::{Store, StoreError};
@@ -107,6 +109,13 @@ pub struct Registration {
     pub min_password_length: usize,
 }
 
+/// `[users] max_concurrent_hashes` and `max_queued_hashes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    pub concurrent: usize,
+    pub queued: usize,
+}
+
 /// The token service's configuration, typed and checked.
 #[derive(Debug)]
 pub struct TokenService {
@@ -136,7 +145,10 @@ pub struct TokenService {
     pub static_users: HashMap<String, ConfigUser>,
     pub seed_users: Vec<ConfigUser>,
     pub hasher: Hasher,
-    pub login_limiter: Limiter,
+    /// The login policies used when `[rate_limits]` does not configure them.
+    pub login_defaults: crate::middleware::rate_limit::LoginDefaults,
+    /// The size of the hashing gate (read when the runtime starts).
+    pub hash_limits: HashLimits,
     pub registration: Option<Registration>,
     /// Signing keys created because `create_if_missing` found no file: written on start.
     pub created_keys: Vec<(std::path::PathBuf, String)>,
@@ -186,6 +198,9 @@ pub struct TokenRuntime {
     pub deny: Arc<DenyList>,
     /// The URL the store was opened with (a reload naming another needs a restart).
     pub store_url: String,
+    /// Bounds password hashing for the whole process (sized at start; a reload that
+    /// changes `[users] max_*_hashes` needs a restart).
+    pub gate: HashGate,
 }
 
 impl TokenRuntime {
@@ -207,6 +222,7 @@ impl TokenRuntime {
             store,
             deny,
             store_url: svc.store_url.clone(),
+            gate: HashGate::new(svc.hash_limits.concurrent, svc.hash_limits.queued),
         });
         rt.spawn_deny_sync();
         Ok(rt)

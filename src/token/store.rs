@@ -176,7 +176,8 @@ impl Store {
         Ok(Store { pool, backend, rt })
     }
 
-    fn handle(&self) -> Result<tokio::runtime::Handle, StoreError> {
+    /// The store runtime (its blocking pool runs password hashing).
+    pub fn handle(&self) -> Result<tokio::runtime::Handle, StoreError> {
         self.rt
             .0
             .as_ref()

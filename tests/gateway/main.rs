@@ -9,6 +9,7 @@ mod clients;
 mod cors;
 mod forward_auth;
 mod issuers;
+mod login_flood;
 mod pool;
 mod postgres;
 mod proxying;

@@ -170,7 +170,7 @@ async fn the_default_policy_applies_to_routes_without_their_own() {
 
 #[test]
 fn bad_policies_are_config_errors() {
-    let text = "[rate_limits.a]\nkey = \"user\"\nrate = \"fast\"\n[rate_limits.b]\nkey = \"ip\"\nrate = \"1/1s\"\nburst = 0\n[rate_limits.c]\nkey = \"ip\"\nrate = \"1/1s\"\nextra = 1\n[[upstreams]]\nname = \"u\"\necho = true\n[[routes]]\npath = \"/**\"\nupstream = \"u\"\nrate_limit = \"missing\"\n";
+    let text = "[rate_limits]\nipv6_prefix = 300\n[rate_limits.a]\nkey = \"user\"\nrate = \"fast\"\n[rate_limits.b]\nkey = \"ip\"\nrate = \"1/1s\"\nburst = 0\nipv6_prefix = 0\n[rate_limits.c]\nkey = \"ip\"\nrate = \"1/1s\"\nextra = 1\n[[upstreams]]\nname = \"u\"\necho = true\n[[routes]]\npath = \"/**\"\nupstream = \"u\"\nrate_limit = \"missing\"\n";
     let err = portcullis::config::parse_str(text, std::path::Path::new("r.toml"))
         .expect_err("refused")
         .to_string();
@@ -178,10 +178,86 @@ fn bad_policies_are_config_errors() {
         "rate_limits.a.key",
         "rate_limits.a.rate",
         "rate_limits.b.burst",
+        "rate_limits.ipv6_prefix",
+        "rate_limits.b.ipv6_prefix",
         "rate_limits.c",
         "routes[0].rate_limit",
         "no [rate_limits.missing] policy",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+}
+
+/// Item 6 over HTTP: a policy filled to `max_keys` by a client rotating header values
+/// keeps limiting each known tenant on its own budget (the old limiter sent every
+/// decision to one shared overflow key: everyone got 429); IPv6 clients are keyed per
+/// /64, so rotating the interface identifier gives no fresh budget.
+#[tokio::test]
+async fn a_key_flood_neither_limits_known_clients_nor_escapes_by_ipv6_rotation() {
+    let up = Upstream::start().await;
+    let text = r#"[server]
+trusted_proxies = ["127.0.0.0/8"]
+
+[rate_limits.tenants]
+key = "header:x-tenant"
+rate = "3/1h"
+max_keys = 20
+
+[rate_limits.by-ip]
+key = "ip"
+rate = "2/1h"
+
+[[upstreams]]
+name = "up"
+url = "http://{UP}"
+
+[[routes]]
+path = "/tenant/**"
+upstream = "up"
+auth = "none"
+rate_limit = "tenants"
+
+[[routes]]
+path = "/ip/**"
+upstream = "up"
+auth = "none"
+rate_limit = "by-ip"
+"#;
+    let gw = gateway(text, Some(up.addr)).await;
+    let a = gw.addr;
+    assert_eq!(get(a, "/tenant/x", &["X-Tenant: acme"]).await.status, 200);
+    let mut flood_ok = 0;
+    for i in 0..60 {
+        let h = format!("X-Tenant: rotating-{i}");
+        flood_ok += usize::from(get(a, "/tenant/x", &[&h]).await.status == 200);
+    }
+    // 19 rotating values got a key of their own, the other 41 shared one budget of 3.
+    assert_eq!(flood_ok, 19 + 3);
+    for _ in 0..2 {
+        assert_eq!(
+            get(a, "/tenant/x", &["X-Tenant: acme"]).await.status,
+            200,
+            "acme keeps its own budget"
+        );
+    }
+    assert_limited(
+        &get(a, "/tenant/x", &["X-Tenant: acme"]).await,
+        "tenants",
+        3600,
+    );
+
+    // One /64, many addresses: one budget.
+    for ip in ["2001:db8:7:1::1", "2001:db8:7:1::2"] {
+        let h = format!("X-Forwarded-For: {ip}");
+        assert_eq!(get(a, "/ip/x", &[&h]).await.status, 200);
+    }
+    let r = get(a, "/ip/x", &["X-Forwarded-For: 2001:db8:7:1:dead:beef:0:1"]).await;
+    assert_limited(&r, "by-ip", 3600);
+    assert_eq!(
+        get(a, "/ip/x", &["X-Forwarded-For: 2001:db8:7:2::1"])
+            .await
+            .status,
+        200,
+        "the next /64 is another client"
+    );
 }

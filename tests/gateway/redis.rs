@@ -152,3 +152,53 @@ async fn two_instances_share_one_limit_and_a_dead_redis_applies_on_error() {
         t.elapsed()
     );
 }
+
+/// The login policies on Redis count failed attempts only, across instances: the
+/// refund script gives a successful attempt back; a guesser rotating usernames is
+/// stopped by `login_ip`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_login_policies_count_failures_only_across_instances() {
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = config(
+        &sqlite(dir.path()),
+        "",
+        &format!(
+            "[rate_limits]\nbackend = \"redis://127.0.0.1:{}\"\nredis_timeout = \"500ms\"\n\n[rate_limits.login]\nkey = \"ip+username\"\nrate = \"3/1h\"\n\n[rate_limits.login_ip]\nkey = \"ip\"\nrate = \"6/1h\"\n",
+            redis.port
+        ),
+    );
+    let a = gateway(&text, Some(closed_port().await)).await;
+    let b = gateway(&text, Some(closed_port().await)).await;
+    let try_login = |gw: std::net::SocketAddr, user: &'static str, pw: &'static str| async move {
+        post(
+            gw,
+            "/token",
+            &format!("grant_type=password&username={user}&password={pw}"),
+            &[],
+        )
+        .await
+    };
+    // Six successes (budget 3), alternating instances: none counted.
+    for gw in [a.addr, b.addr, a.addr, b.addr, a.addr, b.addr] {
+        let r = try_login(gw, "alice", "wonderland").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Three failures are, wherever they land; the fourth attempt is refused.
+    for gw in [a.addr, b.addr, a.addr] {
+        assert_eq!(try_login(gw, "alice", "nope").await.status, 400);
+    }
+    let r = try_login(b.addr, "alice", "wonderland").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("ratelimit-policy"), Some("\"login\";q=3;w=3600"));
+    // Per IP: 3 failures so far; 3 more on other usernames, then the address is out.
+    for (gw, user) in [(a.addr, "user1"), (b.addr, "user2"), (a.addr, "user3")] {
+        assert_eq!(try_login(gw, user, "nope").await.status, 400);
+    }
+    let r = try_login(b.addr, "johndoe", "secret").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"login_ip\";q=6;w=3600")
+    );
+}

@@ -1070,7 +1070,11 @@ async fn jwks_and_metadata_publish_public_keys_only() {
 async fn unknown_users_take_as_long_as_wrong_passwords() {
     let dir = tempfile::tempdir().expect("tmp");
     let gw = gateway(
-        &config(&sqlite(dir.path()), "login_rate = \"100000/1s\"", ""),
+        &config(
+            &sqlite(dir.path()),
+            "login_rate = \"100000/1s\"\nlogin_ip_rate = \"100000/1s\"",
+            "",
+        ),
         Some(closed_port().await),
     )
     .await;
