@@ -64,6 +64,16 @@ pub struct Hasher {
     /// (made on first use, shared by every clone: a clone that made its own would
     /// pay for a hash and a verification, and tell unknown users apart by time).
     dummy: std::sync::Arc<std::sync::OnceLock<String>>,
+    /// Work done, shared by every clone: hashes made and verifications run. The
+    /// "unknown users cost what wrong passwords cost" promise is tested on these
+    /// counts, not on a stopwatch.
+    work: std::sync::Arc<Work>,
+}
+
+#[derive(Debug, Default)]
+struct Work {
+    hashes: std::sync::atomic::AtomicU64,
+    verifications: std::sync::atomic::AtomicU64,
 }
 
 /// Why a hash could not be made.
@@ -76,7 +86,17 @@ impl Hasher {
         Hasher {
             params,
             dummy: std::sync::Arc::new(std::sync::OnceLock::new()),
+            work: std::sync::Arc::default(),
         }
+    }
+
+    /// Hashes made and verifications run so far, by this hasher and its clones.
+    pub fn work_done(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.work.hashes.load(Relaxed),
+            self.work.verifications.load(Relaxed),
+        )
     }
 
     pub fn params(&self) -> Argon2Params {
@@ -97,6 +117,9 @@ impl Hasher {
             .fill(&mut salt)
             .map_err(|_| HashError("no randomness".into()))?;
         let salt = SaltString::encode_b64(&salt).map_err(|e| HashError(e.to_string()))?;
+        self.work
+            .hashes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.argon2()?
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -106,6 +129,9 @@ impl Hasher {
     /// Checks `password` against a stored argon2 or bcrypt hash. A hash in any other
     /// format never verifies.
     pub fn verify(&self, password: &str, stored: &str) -> Verdict {
+        self.work
+            .verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if is_bcrypt(stored) {
             return match bcrypt::verify(password, stored) {
                 Ok(true) => Verdict::ValidNeedsRehash,
@@ -191,6 +217,41 @@ mod tests {
         // Two hashes of one password differ (random salt).
         assert_ne!(stored, h.hash("correct horse").expect("hash"));
         assert_eq!(h.verify_unknown_user("correct horse"), Verdict::Invalid);
+    }
+
+    /// An unknown user costs what a wrong password costs: one verification against
+    /// a hash with the current parameters, and the dummy hash is made once for all
+    /// clones (a clone making its own would cost an extra hash per unknown user and
+    /// tell unknown users apart by time). Counted, not timed.
+    #[test]
+    fn unknown_users_cost_one_verification_like_wrong_passwords() {
+        let h = cheap();
+        let stored = h.hash("right").expect("hash");
+        let base = h.work_done();
+        assert_eq!(h.verify("wrong", &stored), Verdict::Invalid);
+        let after_wrong = h.work_done();
+        assert_eq!(after_wrong, (base.0, base.1 + 1));
+        let clone = h.clone();
+        assert_eq!(clone.verify_unknown_user("wrong"), Verdict::Invalid);
+        assert_eq!(h.verify_unknown_user("wrong"), Verdict::Invalid);
+        assert_eq!(clone.verify_unknown_user("wrong"), Verdict::Invalid);
+        let (hashes, verifications) = h.work_done();
+        assert_eq!(
+            hashes,
+            after_wrong.0 + 1,
+            "the dummy is made once, for every clone"
+        );
+        assert_eq!(
+            verifications,
+            after_wrong.1 + 3,
+            "one verification per unknown user"
+        );
+        let dummy = h.dummy.get().expect("dummy made");
+        assert_eq!(
+            dummy.split('$').nth(3),
+            stored.split('$').nth(3),
+            "the dummy has the configured parameters"
+        );
     }
 
     #[test]
