@@ -92,13 +92,19 @@ impl RawRequest {
         if te == 1 {
             assert_eq!(self.header("transfer-encoding"), Some("chunked"));
         }
+        if let Some(cl) = self.header("content-length") {
+            assert_eq!(cl.parse::<usize>().ok(), Some(self.body.len()), "{text:?}");
+        }
     }
 }
+
+/// The bytes one connection brought.
+type Recorded = Arc<Mutex<Vec<u8>>>;
 
 /// A recording raw upstream on loopback.
 pub struct RawUpstream {
     pub addr: SocketAddr,
-    conns: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    conns: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl RawUpstream {
@@ -109,7 +115,7 @@ impl RawUpstream {
     pub async fn start_on(addr: &str, answer: Answer) -> RawUpstream {
         let listener = TcpListener::bind(addr).await.expect("bind raw upstream");
         let addr = listener.local_addr().expect("addr");
-        let conns: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let conns: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let c = conns.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -159,7 +165,7 @@ impl RawUpstream {
     }
 }
 
-async fn serve(mut stream: TcpStream, bytes: Arc<Mutex<Vec<u8>>>, answer: Answer) {
+async fn serve(mut stream: TcpStream, bytes: Recorded, answer: Answer) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let mut answered = 0usize;
