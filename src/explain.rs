@@ -11,7 +11,7 @@ use http::Method;
 use crate::auth::principal::Principal;
 use crate::config::{AuthMode, Config};
 use crate::policy::matcher::{method_allowed, normalize_host, split_path, Matched, Routable};
-use crate::policy::path::{canonicalize, split_target};
+use crate::policy::path::{canonicalize_with, split_target};
 use crate::policy::scope;
 
 /// Who the request comes from, as far as `explain` is told.
@@ -66,7 +66,21 @@ pub fn explain(
         "request:   {method} {target}{}",
         host.map(|h| format!(" (host {h})")).unwrap_or_default()
     );
-    let canonical = match canonicalize(raw_path) {
+    if config.server.refuse_methods.contains(&method) {
+        return deny(
+            out,
+            501,
+            &format!("{method} is refused server-wide (server.refuse_methods)"),
+        );
+    }
+    if raw_path.len() + query.map_or(0, |q| q.len() + 1) > config.server.max_request_target_bytes {
+        return deny(
+            out,
+            414,
+            "the request target is longer than server.max_request_target_bytes",
+        );
+    }
+    let canonical = match canonicalize_with(raw_path, config.server.reject_double_encoding) {
         Ok(c) => c,
         Err(e) => return deny(out, 400, &format!("the path is refused: {e}")),
     };
@@ -266,6 +280,27 @@ mod tests {
         assert_eq!(
             explain(&c, "GET", "/public/../items/1", None, &Caller::Anonymous).status,
             Some(401)
+        );
+        // The head rules the gateway applies before routing.
+        assert_eq!(
+            explain(&c, "TRACE", "/public/x", None, &Caller::Anonymous).status,
+            Some(501)
+        );
+        assert_eq!(
+            explain(
+                &c,
+                "GET",
+                "/public/%252e%252e/items/1",
+                None,
+                &Caller::Anonymous
+            )
+            .status,
+            Some(400)
+        );
+        let long = format!("/public/{}", "a".repeat(9000));
+        assert_eq!(
+            explain(&c, "GET", &long, None, &Caller::Anonymous).status,
+            Some(414)
         );
         let d = explain(
             &c,
