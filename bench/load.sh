@@ -31,7 +31,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 PATH=$PATH:/usr/sbin
-(cd "$root" && cargo build --release --locked -q)
+# GW_BIN=path runs that binary instead of building this tree (before/after figures).
+GW_BIN=${GW_BIN:-}
+if [[ -z $GW_BIN ]]; then
+  (cd "$root" && cargo build --release --locked -q)
+  GW_BIN=$root/target/release/portcullis
+fi
 
 mkdir -p "$run/tmp"
 cat >"$run/upstream.conf" <<EOF
@@ -77,7 +82,7 @@ EOF
 
 nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)
 nginx -c "$run/proxy.conf" -p "$run/tmp" & pids+=($!)
-RUST_LOG=warn "$root/target/release/portcullis" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
+RUST_LOG=warn "$GW_BIN" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
 gw_pid=$!
 for p in $P_UP $P_NGINX $P_GW; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
