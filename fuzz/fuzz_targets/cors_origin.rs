@@ -12,7 +12,7 @@
 //! Properties:
 //! - `grant-matches-spec`: an origin is granted exactly when an independent reading of
 //!   the documented rules says so: exact origins byte for byte; `scheme://*.D[:port]`
-//!   for origins `scheme://L.D[:port]` with `L` non-empty and made of `a-z 0-9 - .`
+//!   for origins `scheme://L.D[:port]` with `L` non-empty and made of `A-Z a-z 0-9 - .`
 //!   (not the bare domain, same scheme, same port); `null` only when listed; `*` any
 //!   origin but `null`.
 //! - `grant-value`: the grant echoes the origin, or is `*` for an any-origin policy
@@ -60,7 +60,9 @@ fn spec_matches(rule: &str, origin: &str) -> bool {
             !label.is_empty()
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                    // Host names are case-insensitive: `A.example.com` is under
+                    // `example.com` too.
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         }
     }
 }
