@@ -43,9 +43,10 @@ for t in $targets; do
   [[ -f dict/$t.dict ]] && args+=(-dict="dict/$t.dict")
   out="target/fuzz-$t.log"
   if ! cargo fuzz run --sanitizer none "$t" "$scratch" "corpus/$t" -- "${args[@]}" >"$out" 2>&1; then
-    tail -n 60 "$out" >&2
+    tail -n 40 "$out" >&2
     echo >&2
-    echo "fuzz target '$t' crashed; the input is:" >&2
+    grep -E -A1 'panicked at|ERROR: libFuzzer' "$out" | head -n 6 >&2 || true
+    echo "fuzz target '$t' crashed (full log: fuzz/$out); the input is:" >&2
     ls -1t "artifacts/$t"/* 2>/dev/null | head -n 1 | sed 's|^|  fuzz/|' >&2
     echo "replay: (cd fuzz && cargo fuzz run --sanitizer none $t <that file>)" >&2
     exit 1
