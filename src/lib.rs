@@ -22,6 +22,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod explain;
+pub mod fuzzing;
 pub mod middleware;
 pub mod policy;
 pub mod proxy;
