@@ -79,6 +79,9 @@ pub struct BodyTooLarge;
 pub struct BodyProgress {
     /// Set when the body went over the limit (`413` rather than `502`).
     pub exceeded: AtomicBool,
+    /// Set when reading the client's body failed (bad chunked framing, the client
+    /// went away mid-body): the client's fault, `400` rather than `502`.
+    pub client_failed: AtomicBool,
     /// Notified once the whole body went through, so that the upstream's response
     /// timeout starts when the upstream has the complete request.
     pub finished: Notify,
@@ -136,7 +139,10 @@ impl http_body::Body for LimitedBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                this.progress.client_failed.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
             Poll::Ready(None) => {
                 this.progress.finished.notify_one();
                 Poll::Ready(None)

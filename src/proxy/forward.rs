@@ -145,6 +145,11 @@ pub async fn forward(
         Ok(Err(_)) if progress.exceeded.load(Ordering::Relaxed) => {
             return Err(GatewayError::PayloadTooLarge)
         }
+        Ok(Err(_)) if progress.client_failed.load(Ordering::Relaxed) => {
+            return Err(GatewayError::BadRequest(
+                "the request body could not be read (malformed or cut short)",
+            ))
+        }
         Ok(Err(e)) => {
             tracing::warn!(upstream = %upstream.name, error = %e, "upstream request failed");
             return Err(match e {
