@@ -5,7 +5,7 @@
 //! how it is answered. Bodies are `{"error", "error_description", "request_id"}` and
 //! never carry request data, tokens or upstream details.
 
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Response, StatusCode};
 
 use crate::auth::jwt::TokenError;
@@ -21,6 +21,11 @@ pub enum GatewayError {
     BadPath(#[from] PathError),
     #[error("{0}")]
     BadRequest(&'static str),
+    /// Message framing the gateway refuses (RFC 9112 §6.1): answered `400` with
+    /// `Connection: close`, since what follows on the connection cannot be trusted to
+    /// start a new request.
+    #[error("{0}")]
+    BadFraming(&'static str),
     #[error("no route")]
     NoRoute,
     #[error("method not allowed")]
@@ -73,7 +78,9 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             BadPath(e) => (StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
-            BadRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", (*d).to_string()),
+            BadRequest(d) | BadFraming(d) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", (*d).to_string())
+            }
             NoRoute => (
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -169,6 +176,7 @@ impl GatewayError {
         match self {
             BadPath(_) => "bad_path",
             BadRequest(_) => "bad_request",
+            BadFraming(_) => "bad_framing",
             NoRoute => "no_route",
             MethodNotAllowed(_) => "method_not_allowed",
             Unauthenticated => "no_token",
@@ -222,6 +230,9 @@ impl GatewayError {
                 if let Ok(v) = HeaderValue::from_str(&format!("\"{policy}\";r=0;t={retry_after}")) {
                     h.insert("ratelimit", v);
                 }
+            }
+            GatewayError::BadFraming(_) => {
+                h.insert(CONNECTION, HeaderValue::from_static("close"));
             }
             GatewayError::Unauthenticated => {
                 h.insert(
@@ -278,6 +289,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(v["error"], "method_not_allowed");
         assert_eq!(v["request_id"], "abc-123");
+
+        let resp = GatewayError::BadFraming("x").into_response(&rid);
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()[CONNECTION], "close");
 
         let resp = GatewayError::Unauthenticated.into_response(&rid);
         assert_eq!(resp.status(), 401);

@@ -6,6 +6,14 @@
 //!   them;
 //! - the request target is capped (`414`), and so are the number of header fields and
 //!   their total size (`431`);
+//! - `Transfer-Encoding`, when present, must be exactly `chunked` (RFC 9112 §6.1, §7):
+//!   hyper's parser already refuses a list that does not end in `chunked`, TE in an
+//!   HTTP/1.0 request and unequal `Content-Length`s, and frames a request carrying
+//!   both `Content-Length` and `Transfer-Encoding` by the latter alone (dropping the
+//!   former) and closes its connection after the answer; what it lets through but the
+//!   gateway cannot honour (`gzip, chunked`: the upstream would get coded bytes with
+//!   nothing saying so; `chunked` twice; the list split over several lines) is
+//!   refused here, `400` with `Connection: close`;
 //! - `Host` must be present once in HTTP/1.1 and agree with the target's authority
 //!   (absolute-form, or HTTP/2's `:authority`): a disagreement is refused (`400`)
 //!   instead of letting routing and the upstream read different hosts;
@@ -20,7 +28,7 @@
 //!   override headers `X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`,
 //!   `X-HTTP-Method`, `X-Method-Override`) are removed.
 
-use http::header::HOST;
+use http::header::{HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, Request, Uri, Version};
 
 use crate::config::ServerConfig;
@@ -38,6 +46,7 @@ pub fn apply<B>(
     if target_len(req.uri()) > server.max_request_target_bytes {
         return Err(GatewayError::UriTooLong);
     }
+    check_transfer_encoding(req.headers())?;
     check_host(req)?;
     let headers = req.headers_mut();
     if headers.len() > server.max_headers {
@@ -62,6 +71,19 @@ fn target_len(uri: &Uri) -> usize {
     let authority = uri.authority().map_or(0, |a| a.as_str().len());
     let scheme = uri.scheme_str().map_or(0, |s| s.len() + 3);
     pq + authority + scheme
+}
+
+/// `Transfer-Encoding` absent, or one line saying exactly `chunked`: the one coding
+/// the gateway decodes (and re-applies upstream) itself.
+fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let mut values = headers.get_all(TRANSFER_ENCODING).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(()),
+        (Some(v), None) if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(GatewayError::BadFraming(
+            "Transfer-Encoding other than a single `chunked` is not accepted",
+        )),
+    }
 }
 
 /// One `Host` in HTTP/1.1 (RFC 9112 §3.2), and no disagreement between `Host` and the
@@ -219,6 +241,33 @@ mod tests {
         assert!(check_host(&req("/x", &["a.example", "b.example"])).is_err());
         assert!(check_host(&req("http://admin.example/x", &["a.example"])).is_err());
         assert!(check_host(&req("http://a.example:8080/x", &["a.example"])).is_err());
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_is_accepted() {
+        assert!(check_transfer_encoding(&map(&[])).is_ok());
+        assert!(check_transfer_encoding(&map(&[("transfer-encoding", "chunked")])).is_ok());
+        assert!(check_transfer_encoding(&map(&[("transfer-encoding", "Chunked")])).is_ok());
+        for pairs in [
+            &[("transfer-encoding", "gzip, chunked")][..],
+            &[("transfer-encoding", "chunked, chunked")],
+            &[
+                ("transfer-encoding", "gzip"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+        ] {
+            assert!(
+                matches!(
+                    check_transfer_encoding(&map(pairs)),
+                    Err(GatewayError::BadFraming(_))
+                ),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod auth;
 mod canonical;
 mod cli;
 mod clients;
+mod corpus;
 mod cors;
 mod forward_auth;
 mod issuers;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// How the upstream answers each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,10 @@ pub enum Answer {
     SwitchAnything,
     /// `101` naming this protocol whatever was asked, then echoes.
     SwitchTo(&'static str),
+    /// Requests whose target starts with this prefix get the head of a `200` with a
+    /// 1 MiB `content-length` and its first KiB, then nothing more: the connection
+    /// stays open, mid-body, until the peer closes it. Others are answered as `Ok`.
+    Stall(&'static str),
 }
 
 /// One request as received.
@@ -98,13 +103,15 @@ impl RawRequest {
     }
 }
 
-/// The bytes one connection brought.
-type Recorded = Arc<Mutex<Vec<u8>>>;
+/// The bytes received, one buffer per connection, in the order accepted.
+type Recorded = Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>;
 
 /// A recording raw upstream on loopback.
 pub struct RawUpstream {
     pub addr: SocketAddr,
-    conns: Arc<Mutex<Vec<Recorded>>>,
+    conns: Recorded,
+    /// Connections that have ended (closed by the peer, or failed).
+    ended: watch::Receiver<usize>,
 }
 
 impl RawUpstream {
@@ -115,16 +122,28 @@ impl RawUpstream {
     pub async fn start_on(addr: &str, answer: Answer) -> RawUpstream {
         let listener = TcpListener::bind(addr).await.expect("bind raw upstream");
         let addr = listener.local_addr().expect("addr");
-        let conns: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let conns: Recorded = Arc::default();
         let c = conns.clone();
+        let (ended_tx, ended) = watch::channel(0usize);
+        let ended_tx = Arc::new(ended_tx);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let bytes = Arc::new(Mutex::new(Vec::new()));
                 c.lock().expect("lock").push(bytes.clone());
-                tokio::spawn(serve(stream, bytes, answer));
+                let ended_tx = ended_tx.clone();
+                tokio::spawn(async move {
+                    serve(stream, bytes, answer).await;
+                    ended_tx.send_modify(|n| *n += 1);
+                });
             }
         });
-        RawUpstream { addr, conns }
+        RawUpstream { addr, conns, ended }
+    }
+
+    /// Waits until at least `n` connections have ended (no timeout: wrap it in one).
+    pub async fn ended(&self, n: usize) {
+        let mut rx = self.ended.clone();
+        let _ = rx.wait_for(|e| *e >= n).await;
     }
 
     /// Connections accepted so far.
@@ -148,24 +167,31 @@ impl RawUpstream {
 
     /// The complete requests received, in order, per connection concatenated.
     pub fn requests(&self) -> Vec<RawRequest> {
-        let conns = self.conns.lock().expect("lock");
+        (0..self.connections())
+            .flat_map(|i| self.requests_on(i))
+            .collect()
+    }
+
+    /// The complete requests received on the `i`th connection accepted (from 0).
+    pub fn requests_on(&self, i: usize) -> Vec<RawRequest> {
+        let bytes = match self.conns.lock().expect("lock").get(i) {
+            Some(c) => c.lock().expect("lock").clone(),
+            None => return Vec::new(),
+        };
         let mut out = Vec::new();
-        for c in conns.iter() {
-            let bytes = c.lock().expect("lock").clone();
-            let mut rest = &bytes[..];
-            while let Some((req, used)) = parse(rest) {
-                out.push(req);
-                rest = &rest[used..];
-                if out.last().is_some_and(|r| r.header("upgrade").is_some()) {
-                    break; // what follows an upgrade is tunnel bytes, not requests
-                }
+        let mut rest = &bytes[..];
+        while let Some((req, used)) = parse(rest) {
+            out.push(req);
+            rest = &rest[used..];
+            if out.last().is_some_and(|r| r.header("upgrade").is_some()) {
+                break; // what follows an upgrade is tunnel bytes, not requests
             }
         }
         out
     }
 }
 
-async fn serve(mut stream: TcpStream, bytes: Recorded, answer: Answer) {
+async fn serve(mut stream: TcpStream, bytes: Arc<Mutex<Vec<u8>>>, answer: Answer) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let mut answered = 0usize;
@@ -180,8 +206,13 @@ async fn serve(mut stream: TcpStream, bytes: Recorded, answer: Answer) {
         while let Some((req, used)) = parse(&buf[offset..]) {
             offset += used;
             answered += 1;
+            let stalled = matches!(answer, Answer::Stall(p) if req.target().starts_with(p));
             let reply = match answer {
-                Answer::Ok => {
+                _ if stalled => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1048576\r\n\r\n{}",
+                    "s".repeat(1024)
+                ),
+                Answer::Ok | Answer::Stall(_) => {
                     let body = format!("{{\"n\":{answered}}}");
                     format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\naccess-control-allow-origin: *\r\ncontent-length: {}\r\n\r\n{body}",
@@ -199,7 +230,7 @@ async fn serve(mut stream: TcpStream, bytes: Recorded, answer: Answer) {
             if stream.write_all(reply.as_bytes()).await.is_err() {
                 return;
             }
-            if answer != Answer::Ok {
+            if matches!(answer, Answer::SwitchAnything | Answer::SwitchTo(_)) {
                 // Tunnel: echo whatever comes next (recorded above as it arrives).
                 let leftover = buf[offset..].to_vec();
                 if !leftover.is_empty() && stream.write_all(&leftover).await.is_err() {
