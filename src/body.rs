@@ -85,6 +85,16 @@ pub struct BodyProgress {
     /// Notified once the whole body went through, so that the upstream's response
     /// timeout starts when the upstream has the complete request.
     pub finished: Notify,
+    /// Set once the whole body went through: until then the upstream connection is
+    /// still busy with this request and must not be reused (pool.rs).
+    pub done: AtomicBool,
+}
+
+impl BodyProgress {
+    fn end(&self) {
+        self.done.store(true, Ordering::Relaxed);
+        self.finished.notify_one();
+    }
 }
 
 /// A client request body that fails once more than `limit` bytes went through.
@@ -105,7 +115,7 @@ impl LimitedBody {
     ) -> (LimitedBody, Arc<BodyProgress>) {
         let progress = Arc::new(BodyProgress::default());
         if http_body::Body::is_end_stream(&inner) {
-            progress.finished.notify_one();
+            progress.end();
         }
         let body = LimitedBody {
             inner,
@@ -114,6 +124,11 @@ impl LimitedBody {
             read,
         };
         (body, progress)
+    }
+
+    /// What is learnt about this body as it streams.
+    pub fn progress(&self) -> Arc<BodyProgress> {
+        self.progress.clone()
     }
 }
 
@@ -137,6 +152,10 @@ impl http_body::Body for LimitedBody {
                     this.remaining -= n;
                     this.read.fetch_add(n, Ordering::Relaxed);
                 }
+                // The sender may stop polling once the body says it has ended.
+                if http_body::Body::is_end_stream(&this.inner) {
+                    this.progress.end();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -144,7 +163,7 @@ impl http_body::Body for LimitedBody {
                 Poll::Ready(Some(Err(Box::new(e))))
             }
             Poll::Ready(None) => {
-                this.progress.finished.notify_one();
+                this.progress.end();
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,

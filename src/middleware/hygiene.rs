@@ -14,7 +14,8 @@
 //!   gateway cannot honour (`gzip, chunked`: the upstream would get coded bytes with
 //!   nothing saying so; `chunked` twice; the list split over several lines) is
 //!   refused here, `400` with `Connection: close`;
-//! - `Host` must be present once in HTTP/1.1 and agree with the target's authority
+//! - `Host` must be present once in HTTP/1.1, be `host[:port]` (no userinfo) and agree
+//!   with the target's authority
 //!   (absolute-form, or HTTP/2's `:authority`): a disagreement is refused (`400`)
 //!   instead of letting routing and the upstream read different hosts;
 //! - header names containing `_` or `.` are refused (`400`) unless the operator allows
@@ -94,7 +95,23 @@ fn check_host<B>(req: &Request<B>) -> Result<(), GatewayError> {
     if hosts.next().is_some() {
         return Err(GatewayError::BadRequest("more than one Host header"));
     }
-    match (host, req.uri().authority()) {
+    // `host[:port]` only (RFC 9110 §7.2): no userinfo (`admin.example@public.example`
+    // would route by the part after `@` while the upstream reads the part before),
+    // no path, query or space.
+    let authority = req.uri().authority();
+    let host_like = |v: &[u8]| {
+        !v.is_empty()
+            && v.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+    };
+    if host.is_some_and(|h| !host_like(h.as_bytes()))
+        || authority.is_some_and(|a| !host_like(a.as_str().as_bytes()))
+    {
+        return Err(GatewayError::BadRequest(
+            "the Host header must be host[:port]",
+        ));
+    }
+    match (host, authority) {
         (None, None) if req.version() == Version::HTTP_11 => {
             Err(GatewayError::BadRequest("a Host header is required"))
         }
@@ -241,6 +258,11 @@ mod tests {
         assert!(check_host(&req("/x", &["a.example", "b.example"])).is_err());
         assert!(check_host(&req("http://admin.example/x", &["a.example"])).is_err());
         assert!(check_host(&req("http://a.example:8080/x", &["a.example"])).is_err());
+        assert!(check_host(&req("/x", &["[::1]:8080"])).is_ok());
+        assert!(check_host(&req("/x", &["admin.example@public.example"])).is_err());
+        assert!(check_host(&req("http://u@a.example/x", &["u@a.example"])).is_err());
+        assert!(check_host(&req("/x", &["a.example/admin"])).is_err());
+        assert!(check_host(&req("/x", &[""])).is_err());
     }
 
     #[test]

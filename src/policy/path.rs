@@ -182,12 +182,15 @@ pub fn double_encoded(raw: &str) -> bool {
 }
 
 /// [`canonicalize`], refusing [`double_encoded`] paths when asked to
-/// (`server.reject_double_encoding`, on by default).
+/// (`server.reject_double_encoding`, on by default). The canonical form is checked,
+/// not the raw one: canonicalization decodes escaped unreserved characters, so
+/// `%25%32%65` becomes `%252e` only then.
 pub fn canonicalize_with(raw: &str, reject_double_encoding: bool) -> Result<String, PathError> {
-    if reject_double_encoding && double_encoded(raw) {
+    let canonical = canonicalize(raw)?;
+    if reject_double_encoding && double_encoded(&canonical) {
         return Err(PathError::DoubleEncoded);
     }
-    canonicalize(raw)
+    Ok(canonical)
 }
 
 /// Turns a raw request path (without the query) into its canonical form.

@@ -149,6 +149,40 @@ pub fn set_forwarded(
     if !trusted {
         h.remove(FORWARDED);
         h.remove(&X_REAL_IP);
+        remove_client_claims(h);
+    }
+}
+
+/// Other headers through which frameworks learn a client address, scheme, port or
+/// path prefix from "the proxy" (Node's `request-ip` reads `X-Client-IP` before
+/// `X-Forwarded-For`; Werkzeug's `ProxyFix` and Spring read `X-Forwarded-Prefix`
+/// and `-Port`; gorilla reads `X-Forwarded-Scheme`). From an untrusted peer they are
+/// claims of the client's: removed. One pass over the names; most requests carry none.
+fn remove_client_claims(h: &mut HeaderMap) {
+    let claimed = |n: &HeaderName| {
+        let n = n.as_str();
+        (n.starts_with("x-forwarded-")
+            && n != X_FORWARDED_FOR.as_str()
+            && n != X_FORWARDED_PROTO.as_str()
+            && n != X_FORWARDED_HOST.as_str())
+            || matches!(
+                n,
+                "x-client-ip"
+                    | "true-client-ip"
+                    | "x-cluster-client-ip"
+                    | "cf-connecting-ip"
+                    | "fastly-client-ip"
+                    | "x-original-forwarded-for"
+                    | "x-proxyuser-ip"
+                    | "client-ip"
+            )
+    };
+    if !h.keys().any(claimed) {
+        return;
+    }
+    let names: Vec<HeaderName> = h.keys().filter(|n| claimed(n)).cloned().collect();
+    for n in names {
+        h.remove(n);
     }
 }
 
@@ -215,6 +249,12 @@ mod tests {
             ("x-forwarded-host", "evil"),
             ("forwarded", "for=6.6.6.6"),
             ("x-real-ip", "6.6.6.6"),
+            ("x-client-ip", "10.0.0.1"),
+            ("true-client-ip", "10.0.0.1"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-scheme", "https"),
+            ("accept", "*/*"),
         ]);
         set_forwarded(
             &mut h,
@@ -227,6 +267,17 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.local");
         assert!(h.get("forwarded").is_none() && h.get("x-real-ip").is_none());
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            vec![
+                "accept",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto"
+            ]
+        );
     }
 
     #[test]

@@ -157,6 +157,7 @@ impl Pool {
         self: &Arc<Self>,
         mut req: Request<LimitedBody>,
     ) -> Result<Response<UpstreamBody>, SendError> {
+        let upload = req.body().progress();
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(s) => (s, true),
@@ -175,7 +176,7 @@ impl Pool {
                     // the tunnel's, or closed, never reused.
                     let release = (parts.status != http::StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| (sender, self.clone()));
-                    let body = UpstreamBody::new(body, release);
+                    let body = UpstreamBody::new(body, release, upload);
                     return Ok(Response::from_parts(parts, body));
                 }
                 Err(mut e) => match e.take_message() {
@@ -193,6 +194,11 @@ impl Pool {
 pub struct UpstreamBody {
     inner: Incoming,
     release: Option<(SendRequest<LimitedBody>, Arc<Pool>)>,
+    /// The request body's progress: an upstream that answered before it had the
+    /// whole request (a `401`, a `413`) is still reading it, so its connection is
+    /// closed, not pooled — the next request would wait behind the upload, or be
+    /// read by an upstream that skips unread bodies as part of this one.
+    upload: Arc<crate::body::BodyProgress>,
 }
 
 impl std::fmt::Debug for UpstreamBody {
@@ -205,8 +211,13 @@ impl UpstreamBody {
     fn new(
         inner: Incoming,
         release: Option<(SendRequest<LimitedBody>, Arc<Pool>)>,
+        upload: Arc<crate::body::BodyProgress>,
     ) -> UpstreamBody {
-        let mut body = UpstreamBody { inner, release };
+        let mut body = UpstreamBody {
+            inner,
+            release,
+            upload,
+        };
         if http_body::Body::is_end_stream(&body.inner) {
             body.release();
         }
@@ -215,7 +226,9 @@ impl UpstreamBody {
 
     fn release(&mut self) {
         if let Some((sender, pool)) = self.release.take() {
-            pool.put_back(sender);
+            if self.upload.done.load(std::sync::atomic::Ordering::Relaxed) {
+                pool.put_back(sender);
+            }
         }
     }
 }

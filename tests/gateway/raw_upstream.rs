@@ -24,6 +24,9 @@ pub enum Answer {
     /// 1 MiB `content-length` and its first KiB, then nothing more: the connection
     /// stays open, mid-body, until the peer closes it. Others are answered as `Ok`.
     Stall(&'static str),
+    /// `401` as soon as the first request head is in, without waiting for its body
+    /// (as many servers refuse an upload); then only records.
+    Early,
 }
 
 /// One request as received.
@@ -203,6 +206,16 @@ async fn serve(mut stream: TcpStream, bytes: Arc<Mutex<Vec<u8>>>, answer: Answer
         };
         bytes.lock().expect("lock").extend_from_slice(&chunk[..n]);
         buf.extend_from_slice(&chunk[..n]);
+        if answer == Answer::Early {
+            if answered == 0 && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                answered = 1;
+                let reply = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n";
+                if stream.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
         while let Some((req, used)) = parse(&buf[offset..]) {
             offset += used;
             answered += 1;
@@ -212,7 +225,7 @@ async fn serve(mut stream: TcpStream, bytes: Arc<Mutex<Vec<u8>>>, answer: Answer
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1048576\r\n\r\n{}",
                     "s".repeat(1024)
                 ),
-                Answer::Ok | Answer::Stall(_) => {
+                Answer::Ok | Answer::Stall(_) | Answer::Early => {
                     let body = format!("{{\"n\":{answered}}}");
                     format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\naccess-control-allow-origin: *\r\ncontent-length: {}\r\n\r\n{body}",

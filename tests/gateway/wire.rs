@@ -440,6 +440,7 @@ async fn double_encoded_separators_are_refused() {
         "/public/..%252fadmin",
         "/public/x%255c..%255cadmin",
         "/public/x%2500",
+        "/public/%25%32%65%25%32%65/admin/secret",
     ] {
         assert_error(&get(gw.addr, p, &[]).await, 400, "invalid_request");
     }
@@ -506,4 +507,28 @@ async fn a_slow_head_gets_408_and_a_silent_connection_is_closed() {
         .await
         .is_empty());
     assert_eq!(up.requests().len(), 1);
+}
+
+/// An upstream that answers before it has the whole request body is still reading
+/// it: its connection must not be pooled, or the next request would queue behind the
+/// upload (or be read as part of it by an upstream that skips unread bodies).
+#[tokio::test]
+async fn a_connection_still_uploading_is_never_reused() {
+    let up = RawUpstream::start(Answer::Early).await;
+    let gw = gateway(&config(""), Some(up.addr)).await;
+    let mut uploader = Client::connect(gw.addr).await;
+    uploader
+        .send(b"POST /public/upload HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 100000\r\n\r\n0123456789")
+        .await;
+    let r = within(uploader.response(), "the early answer").await;
+    assert_eq!(r.expect("answer").status, 401);
+    let r = within(get(gw.addr, "/public/next", &[]), "the next request").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        up.connections(),
+        2,
+        "the second request took a new connection"
+    );
+    assert_eq!(up.requests_on(1).len(), 1, "{}", up.text());
+    assert_eq!(up.requests_on(1)[0].line, "GET /public/next HTTP/1.1");
 }

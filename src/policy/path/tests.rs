@@ -161,6 +161,19 @@ fn double_encoded_separators_refused() {
             "{raw} allowed when asked"
         );
     }
+    // Spelled with escaped unreserved characters: double-encoded once canonical.
+    for raw in [
+        "/public/%25%32%65%25%32%65/admin",
+        "/public%25%32%66admin",
+        "/x%25%30%30",
+    ] {
+        assert!(!double_encoded(raw), "{raw}: not visible raw");
+        assert_eq!(
+            canonicalize_with(raw, true),
+            Err(PathError::DoubleEncoded),
+            "{raw}"
+        );
+    }
     for raw in ["/a%25b", "/100%25", "/%2525", "/%252a", "/%25"] {
         assert!(!double_encoded(raw), "{raw}");
         assert!(canonicalize_with(raw, true).is_ok(), "{raw}");
