@@ -262,26 +262,41 @@ async fn serve_public(
         let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
         let shared = shared.clone();
         let conn_peer = Arc::new(Peer::new(peer));
+        // Set by the first request: until then the connection is on the head deadline.
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = asked.clone();
         let service = service_fn(move |req: Request<Incoming>| {
+            seen.store(true, Ordering::Relaxed);
             let (shared, peer) = (shared.clone(), conn_peer.clone());
             async move { Ok::<_, Infallible>(crate::stack::handle(req, &peer, worker, &shared).await) }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            // A connection that never says anything is closed after the head deadline
-            // (protocol detection itself has none).
-            if !head_timeout::first_bytes(&stream, head_deadline).await {
-                tracing::debug!(%peer, "connection sent nothing in time; closed");
-                return;
-            }
             let (io, timed_out) = head_timeout::WatchedIo::new(stream);
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned();
             let conn = watcher.watch(conn);
             tokio::pin!(conn);
-            if let Err(e) = (&mut conn).await {
+            // The first request must arrive within the head deadline, whatever the
+            // protocol: protocol detection has no deadline of its own, and neither
+            // has an HTTP/2 connection that sent its preface and nothing else.
+            let first = tokio::select! {
+                r = &mut conn => Some(r),
+                () = tokio::time::sleep(head_deadline) => None,
+            };
+            let result = match first {
+                Some(r) => r,
+                None if !asked.load(Ordering::Relaxed) => {
+                    tracing::debug!(%peer, "no request within the head deadline; closed");
+                    // Dropping the connection answers 408 if a head had begun.
+                    timed_out.store(true, Ordering::Relaxed);
+                    return;
+                }
+                None => (&mut conn).await,
+            };
+            if let Err(e) = result {
                 let head_timeout = e
                     .downcast_ref::<hyper::Error>()
                     .is_some_and(hyper::Error::is_timeout);

@@ -2,23 +2,26 @@
 //!
 //! hyper enforces the deadline for HTTP/1 heads but closes the connection without a
 //! word, and hyper-util's protocol detection (which reads the first bytes of a
-//! connection to tell HTTP/1 from HTTP/2) has no deadline at all: a client that
-//! connects and sends nothing would hold its connection forever. So:
-//! - [`first_bytes`] waits at most the deadline for a new connection to send anything;
-//!   a silent one is closed (nothing to answer);
+//! connection to tell HTTP/1 from HTTP/2, for as long as they match the HTTP/2
+//! preface) has no deadline at all: a client that connects and sends nothing, or
+//! `P`, or the whole preface and nothing after it, would hold its connection forever.
+//! So:
+//! - the connection task (`server.rs`) gives every connection the deadline to bring
+//!   its first request, whatever the protocol, and closes it otherwise; after that,
+//!   hyper's own HTTP/1 head deadline applies to each further request;
 //! - [`WatchedIo`] wraps the socket and remembers whether bytes arrived since the
-//!   gateway last wrote. When hyper gives up on a head (its error `is_timeout()`), the
-//!   connection task marks the connection and drops it; if a request had begun (bytes
-//!   read, nothing answered), the drop writes a `408` before the socket closes. An
-//!   idle keep-alive connection is closed silently instead: a `408` nobody asked for
-//!   could be read as the answer to the client's next request.
+//!   gateway last wrote. When a head deadline passes (the task's, or hyper's, whose
+//!   error `is_timeout()`), the task marks the connection and drops it; if a request
+//!   had begun (bytes read, nothing answered), the drop writes a `408` before the
+//!   socket closes. A silent or idle keep-alive connection is closed without a word:
+//!   a `408` nobody asked for could be read as the answer to the client's next
+//!   request.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -29,17 +32,6 @@ cache-control: no-store\r\n\
 connection: close\r\n\
 content-length: 90\r\n\r\n\
 {\"error\":\"request_timeout\",\"error_description\":\"the request head did not arrive in time\"}\n";
-
-/// Waits until a new connection has sent something, for at most `deadline`; `false`
-/// for a silent or closed one. (`readable()` alone would not do: a new socket may
-/// report readiness spuriously. `peek` leaves the bytes for hyper.)
-pub async fn first_bytes(stream: &TcpStream, deadline: Duration) -> bool {
-    let mut one = [0u8; 1];
-    matches!(
-        tokio::time::timeout(deadline, stream.peek(&mut one)).await,
-        Ok(Ok(n)) if n > 0
-    )
-}
 
 /// A client socket that answers `408` when dropped after a head deadline passed
 /// mid-request.
@@ -129,28 +121,6 @@ impl AsyncWrite for WatchedIo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_silent_connection_is_not_readable() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let _client = TcpStream::connect(l.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = l.accept().await.expect("accept");
-        assert!(!first_bytes(&server, Duration::from_millis(50)).await);
-        let mut client = _client;
-        tokio::io::AsyncWriteExt::write_all(&mut client, b"G")
-            .await
-            .expect("write");
-        assert!(first_bytes(&server, Duration::from_secs(60)).await);
-        let mut one = [0u8; 1];
-        assert_eq!(
-            server.try_read(&mut one).expect("the byte is still there"),
-            1
-        );
-    }
 
     #[test]
     fn the_canned_answer_is_well_framed() {

@@ -498,6 +498,17 @@ async fn a_slow_head_gets_408_and_a_silent_connection_is_closed() {
     assert!(within(c.rest(), "closing a silent connection")
         .await
         .is_empty());
+    // Stuck in protocol detection (a prefix of the HTTP/2 preface), or an HTTP/2
+    // preface and nothing after it: closed too.
+    for stall in [&b"P"[..], &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..]] {
+        let mut c = Client::connect(gw.addr).await;
+        c.send(stall).await;
+        within(
+            c.rest(),
+            "closing a connection stuck before its first request",
+        )
+        .await;
+    }
     // An idle keep-alive connection: closed without an unasked 408.
     let mut c = Client::connect(gw.addr).await;
     c.send(b"GET /public/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")
