@@ -391,6 +391,7 @@ async fn rate_limit(
 ) -> Result<(), GatewayError> {
     let input = crate::middleware::rate_limit::KeyInput {
         ip,
+        issuer: principal.map(|p| p.issuer.as_str()),
         subject: principal.map(|p| p.subject.as_str()),
         client_id: principal.and_then(|p| p.client_id.as_deref()),
         route: &route.name,

@@ -65,9 +65,12 @@ impl IdentityHeaders {
             let value = match p.claims.get(claim) {
                 Some(Value::String(s)) => s.clone(),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                // Space-separated: an item holding a space or comma would read as
+                // two items to the upstream, so such items are left out.
                 Some(Value::Array(items)) => items
                     .iter()
                     .filter_map(Value::as_str)
+                    .filter(|s| !s.is_empty() && !s.contains([' ', ',']))
                     .collect::<Vec<_>>()
                     .join(" "),
                 _ => continue,
@@ -76,5 +79,34 @@ impl IdentityHeaders {
                 set(name, &value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_claims_never_split_into_more_items_upstream() {
+        let claims = serde_json::json!({"groups": ["eng", "eng admins", "ops,root", "", "qa"]});
+        let p = Principal {
+            subject: "alice".into(),
+            scopes: vec![],
+            roles: vec![],
+            client_id: None,
+            issuer: "https://gw.test".into(),
+            expires_at: 0,
+            claims: claims.as_object().cloned().unwrap_or_default(),
+            expand_roles: false,
+        };
+        let mapping = vec![(
+            "groups".to_string(),
+            HeaderName::from_static("x-auth-groups"),
+        )];
+        let ids = IdentityHeaders::new("x-auth-", &mapping);
+        let mut h = HeaderMap::new();
+        ids.inject(&mut h, &p, &[], &mapping);
+        assert_eq!(h["x-auth-groups"], "eng qa");
+        assert_eq!(h["x-auth-subject"], "alice");
     }
 }

@@ -104,6 +104,9 @@ impl KeySpec {
 #[derive(Debug, Clone, Copy)]
 pub struct KeyInput<'a> {
     pub ip: IpAddr,
+    /// The verified token's issuer: subjects (and client ids) are per issuer, so an
+    /// external IdP's `sub = "alice"` never shares our alice's budget.
+    pub issuer: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub client_id: Option<&'a str>,
     pub route: &'a str,
@@ -186,16 +189,28 @@ impl Policy {
                 KeyPart::Subject => match k.subject {
                     Some(s) => {
                         out.push_str("s:");
+                        out.push_str(k.issuer.unwrap_or(""));
+                        out.push('\u{1e}');
                         out.push_str(s);
                     }
                     None => out.push_str(&format!("ip:{}", self.ip_key(k.ip))),
                 },
-                KeyPart::ClientId => match k.client_id.or(k.subject) {
-                    Some(c) => {
+                KeyPart::ClientId => match (k.client_id, k.subject) {
+                    (Some(c), _) => {
                         out.push_str("c:");
+                        out.push_str(k.issuer.unwrap_or(""));
+                        out.push('\u{1e}');
                         out.push_str(c);
                     }
-                    None => out.push_str(&format!("ip:{}", self.ip_key(k.ip))),
+                    // A token without a client: its subject, marked apart so that a
+                    // subject named like a client never shares that client's budget.
+                    (None, Some(s)) => {
+                        out.push_str("cs:");
+                        out.push_str(k.issuer.unwrap_or(""));
+                        out.push('\u{1e}');
+                        out.push_str(s);
+                    }
+                    (None, None) => out.push_str(&format!("ip:{}", self.ip_key(k.ip))),
                 },
                 KeyPart::Route => out.push_str(k.route),
                 KeyPart::Header(h) => {
@@ -364,6 +379,7 @@ mod tests {
         let h = HeaderMap::new();
         let k = |subject: Option<&'static str>, ip: [u8; 4]| KeyInput {
             ip: IpAddr::from(ip),
+            issuer: subject.map(|_| "https://gw.test"),
             subject,
             client_id: None,
             route: "items",
@@ -387,9 +403,60 @@ mod tests {
         assert_eq!(p.policy_header(), "\"p\";q=1;w=60");
     }
 
+    /// Subjects and clients are per issuer; a subject is never a client's key.
+    #[tokio::test]
+    async fn subjects_are_per_issuer_and_never_a_clients_key() {
+        let h = HeaderMap::new();
+        let key = |spec: &str| KeySpec::parse(spec).expect("spec");
+        let p = Policy::new(
+            "p",
+            key("subject"),
+            "1/1m".parse().expect("rate"),
+            None,
+            100,
+        );
+        let k = |issuer: &'static str, sub: &'static str, client: Option<&'static str>| KeyInput {
+            ip: IpAddr::from([1, 1, 1, 1]),
+            issuer: Some(issuer),
+            subject: Some(sub),
+            client_id: client,
+            route: "r",
+            headers: &h,
+            username: None,
+        };
+        assert_eq!(p.check(&k("https://gw.test", "alice", None)).await, Ok(()));
+        assert_eq!(
+            p.check(&k("https://idp.example", "alice", None)).await,
+            Ok(()),
+            "another issuer's alice has her own budget"
+        );
+        assert!(p.check(&k("https://gw.test", "alice", None)).await.is_err());
+        let c = Policy::new(
+            "c",
+            key("client_id"),
+            "1/1m".parse().expect("rate"),
+            None,
+            100,
+        );
+        assert_eq!(
+            c.check(&k("https://gw.test", "u", Some("web"))).await,
+            Ok(())
+        );
+        assert_eq!(
+            c.check(&k("https://idp.example", "web", None)).await,
+            Ok(()),
+            "a subject named like a client is not that client"
+        );
+        assert!(c
+            .check(&k("https://gw.test", "v", Some("web")))
+            .await
+            .is_err());
+    }
+
     fn input(ip: IpAddr, headers: &HeaderMap) -> KeyInput<'_> {
         KeyInput {
             ip,
+            issuer: None,
             subject: None,
             client_id: None,
             route: "r",

@@ -55,6 +55,7 @@ struct Attempt<'a> {
 fn key_input<'a>(ip: IpAddr, username: &'a str, headers: &'a HeaderMap) -> KeyInput<'a> {
     KeyInput {
         ip,
+        issuer: None,
         subject: None,
         client_id: None,
         route: "token",
