@@ -3,9 +3,14 @@
 //! ```text
 //!  1 catch panics         → 500 JSON; the connection and the process live on
 //!  2 request id           x-request-id kept (if sane) or generated, echoed on every answer
-//!  3 header hygiene       header size (431), '_' in names (400), reserved identity
-//!                         headers removed in every spelling
-//!  3 canonical path       one canonical path or 400 (policy/path.rs)
+//!  3 head hygiene         refused methods (501: TRACE, CONNECT), target length (414),
+//!                         header count and size (431), one Host = host[:port] that
+//!                         agrees with the target's authority, Transfer-Encoding only
+//!                         `chunked` (400 + close), '_' or '.' in names (400), reserved
+//!                         identity headers removed in every spelling, override
+//!                         headers stripped (middleware/hygiene.rs)
+//!  3 canonical path       one canonical path or 400, double encoding included
+//!                         (policy/path.rs)
 //!  4 access log           one JSON line per request, denials included, written when
 //!                         the body has been sent (middleware/access_log.rs)
 //!  5 CORS                 preflights answered at the edge; grants + Vary on every
@@ -24,9 +29,14 @@
 //! 12 authorize            route scopes / any_scopes / roles | 403 (policy/scope.rs)
 //! 13 rate limit           the route's [rate_limits] policy | 429 (middleware/rate_limit.rs);
 //!                         policies keyed without identity run before 11
-//! 14 identity headers     inject x-auth-*; Authorization removed unless passed
-//! 15 forward              hop-by-hop removed, X-Forwarded-* set, path rewritten,
-//!                         streamed both ways, 502/504 on upstream failure
+//! 14 identity headers     hop-by-hop removed first (after 11, so `Connection` cannot
+//!                         hide a token; before injection, so it cannot remove one),
+//!                         an upgrade kept only if the route allows it (proxy/
+//!                         upgrade.rs); inject x-auth-*; Authorization removed unless
+//!                         passed
+//! 15 forward              origin-form, X-Forwarded-* set (client-address claims from
+//!                         untrusted peers removed), path rewritten, streamed both
+//!                         ways, 502/504 on upstream failure, 502 for an unasked 101
 //! ```
 //! Stage 5 (CORS) is split in two: preflights are answered right after the canonical
 //! path (before own endpoints and routing), and grants are added to every answer at
