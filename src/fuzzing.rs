@@ -18,9 +18,10 @@ use crate::middleware::cors::{CorsPolicy, OriginRule};
 use crate::policy::path::PathError;
 use crate::token::endpoint::{Form, OAuthError};
 
-/// The canonical form of a raw request path (without its query).
+/// The canonical form of a raw request path (without its query), as the gateway
+/// computes it by default (`server.reject_double_encoding = true`).
 pub fn canonicalize(raw: &str) -> Result<String, PathError> {
-    crate::policy::path::canonicalize(raw)
+    crate::policy::path::canonicalize_with(raw, true)
 }
 
 /// A request target split into path and raw query.

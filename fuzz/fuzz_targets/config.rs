@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(t) = &c.tokens {
                 check(
                     "bounds",
-                    t.leeway.as_secs() <= 300 && t.cache_max_age.as_secs() <= 300,
+                    t.rules().leeway.as_secs() <= 300 && t.cache_max_age.as_secs() <= 300,
                     ctx,
                 );
             }

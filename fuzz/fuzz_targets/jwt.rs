@@ -423,9 +423,13 @@ impl Structured {
                 && !scope.contains(',');
             members.push(json_member("scope", &json!(scope)));
         }
+        let mut extra_names = std::collections::HashSet::new();
         for (k, v) in &self.extra {
+            // A name twice is refused (duplicate members), as is one that shadows a
+            // claim the verifier reads.
             if REGISTERED.contains(&k.as_str())
-                || ["scp", "roles", "client_id"].contains(&k.as_str())
+                || ["scp", "roles", "client_id", "scope"].contains(&k.as_str())
+                || !extra_names.insert(k.as_str())
             {
                 sane = false;
             }
