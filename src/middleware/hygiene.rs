@@ -99,13 +99,8 @@ fn check_host<B>(req: &Request<B>) -> Result<(), GatewayError> {
     // would route by the part after `@` while the upstream reads the part before),
     // no path, query or space.
     let authority = req.uri().authority();
-    let host_like = |v: &[u8]| {
-        !v.is_empty()
-            && v.iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
-    };
-    if host.is_some_and(|h| !host_like(h.as_bytes()))
-        || authority.is_some_and(|a| !host_like(a.as_str().as_bytes()))
+    if host.is_some_and(|h| !host_port(h.as_bytes()))
+        || authority.is_some_and(|a| !host_port(a.as_str().as_bytes()))
     {
         return Err(GatewayError::BadRequest(
             "the Host header must be host[:port]",
@@ -120,6 +115,38 @@ fn check_host<B>(req: &Request<B>) -> Result<(), GatewayError> {
         ),
         _ => Ok(()),
     }
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 §3.2.2–3.2.3): an IP literal in brackets or a
+/// reg-name (unreserved, sub-delims, `%`), then optionally `:` and digits only.
+fn host_port(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        match v.iter().position(|&b| b == b']') {
+            Some(end) => (&v[..=end], &v[end + 1..]),
+            None => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&v[..colon], &v[colon..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
+    let host_ok = match host {
+        [b'[', inner @ .., b']'] => {
+            !inner.is_empty()
+                && inner
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        _ => {
+            !host.is_empty()
+                && host
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+        }
+    };
+    port_ok && host_ok
 }
 
 /// Size and name rules, and removal of reserved (identity) headers.
@@ -263,6 +290,18 @@ mod tests {
         assert!(check_host(&req("http://u@a.example/x", &["u@a.example"])).is_err());
         assert!(check_host(&req("/x", &["a.example/admin"])).is_err());
         assert!(check_host(&req("/x", &[""])).is_err());
+        assert!(
+            check_host(&req("/x", &["a.example:80(0"])).is_err(),
+            "port is digits"
+        );
+        assert!(
+            check_host(&req("/x", &["a.example:"])).is_ok(),
+            "empty port (RFC 3986)"
+        );
+        assert!(check_host(&req("/x", &["[::1"])).is_err());
+        assert!(check_host(&req("/x", &["[::1]x"])).is_err());
+        assert!(check_host(&req("/x", &["a:b:80"])).is_err());
+        assert!(check_host(&req("/x", &["127.0.0.1:8080"])).is_ok());
     }
 
     #[test]

@@ -45,7 +45,22 @@ pub fn allowed(
     if text.is_empty() || text.contains(',') {
         return None;
     }
-    let name = protocol_name(text);
+    // protocol-name ["/" protocol-version], both tokens (RFC 9110 §7.8); WebSocket
+    // has no version (RFC 6455 §4.1: exactly "websocket").
+    let is_token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let mut parts = text.splitn(2, '/');
+    let (name_part, version) = (parts.next().unwrap_or(""), parts.next());
+    if !is_token(name_part) || version.is_some_and(|v| !is_token(v)) {
+        return None;
+    }
+    let name = name_part.to_ascii_lowercase();
+    if name == "websocket" && version.is_some() {
+        return None;
+    }
     let full = text.to_ascii_lowercase();
     if name == "h2c" || !route.upgrades.iter().any(|u| *u == name || *u == full) {
         return None;
@@ -108,10 +123,18 @@ mod tests {
         assert!(ask("h2c, websocket", &ws, Method::GET).is_none());
         assert!(ask("foo/1", &ws, Method::GET).is_none());
         assert!(ask("", &ws, Method::GET).is_none());
+        assert!(
+            ask("websocket/13", &ws, Method::GET).is_none(),
+            "no version"
+        );
+        assert!(ask("websocket/x: 13", &ws, Method::GET).is_none());
+        assert!(ask("web socket", &ws, Method::GET).is_none());
         let none = route(&[]);
         assert!(ask("websocket", &none, Method::GET).is_none());
         let foo = route(&["foo"]);
         assert!(ask("foo/1", &foo, Method::POST).is_some());
+        assert!(ask("foo/1/2", &foo, Method::POST).is_none());
+        assert!(ask("foo/", &foo, Method::POST).is_none());
         let h2 = allowed(
             Some(HeaderValue::from_static("websocket")),
             &ws,

@@ -211,7 +211,12 @@ pub async fn raw_bytes(addr: SocketAddr, request: &[u8]) -> Raw {
     let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
         .await
         .expect("response in time");
-    let text = String::from_utf8_lossy(&buf).to_string();
+    parse_response(&buf)
+}
+
+/// A response (head and whatever body followed) parsed from raw bytes.
+pub fn parse_response(bytes: &[u8]) -> Raw {
+    let text = String::from_utf8_lossy(bytes).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.split("\r\n");
     let status = lines

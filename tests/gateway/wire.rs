@@ -118,28 +118,7 @@ impl Client {
 }
 
 pub fn parse_raw(bytes: &[u8]) -> Raw {
-    let text = String::from_utf8_lossy(bytes).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let mut headers = std::collections::HashMap::<String, Vec<String>>::new();
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            headers
-                .entry(k.trim().to_ascii_lowercase())
-                .or_default()
-                .push(v.trim().to_string());
-        }
-    }
-    Raw {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    parse_response(bytes)
 }
 
 #[tokio::test]
