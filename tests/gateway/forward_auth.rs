@@ -3,8 +3,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::support::*;
 
 fn config(trusted: &str) -> String {
@@ -13,14 +11,7 @@ fn config(trusted: &str) -> String {
 trusted_proxies = [{trusted}]
 forward_auth_path = "/_portcullis/auth"
 
-[tokens]
-issuer = "https://gw.test"
-audiences = ["api"]
-[[tokens.keys]]
-kid = "hs"
-alg = "HS256"
-secret_file = "{FIX}/hs256.secret"
-
+{tokens}
 [[upstreams]]
 name = "app"
 echo = true
@@ -35,18 +26,13 @@ scopes = ["items:read"]
 path = "/public/**"
 upstream = "app"
 auth = "none"
-"#
+"#,
+        tokens = hs256_tokens()
     )
 }
 
 fn token(scope: &str) -> String {
-    let claims = json!({"iss": "https://gw.test", "aud": "api", "sub": "alice", "exp": now() + 300, "scope": scope});
-    sign(
-        jsonwebtoken::Algorithm::HS256,
-        "hs",
-        "hs256.secret",
-        &claims,
-    )
+    hs256_token(scope)
 }
 
 /// nginx, killed when dropped.

@@ -337,3 +337,70 @@ pub fn sign_raw_header(
     let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, alg).expect("sign");
     format!("{input}.{sig}")
 }
+
+/// A `[tokens]` section verifying the HS256 fixture key (`kid = "hs"`) for issuer
+/// `https://gw.test`, audience `api`.
+pub fn hs256_tokens() -> String {
+    format!(
+        "[tokens]\nissuer = \"https://gw.test\"\naudiences = [\"api\"]\n[[tokens.keys]]\nkid = \"hs\"\nalg = \"HS256\"\nsecret_file = \"{FIX}/hs256.secret\"\n"
+    )
+}
+
+/// A token for [`hs256_tokens`]: subject alice with these scopes, valid 5 minutes.
+pub fn hs256_token(scope: &str) -> String {
+    let claims = serde_json::json!({"iss": "https://gw.test", "aud": "api", "sub": "alice",
+        "exp": now() + 300, "iat": now(), "scope": scope});
+    sign(
+        jsonwebtoken::Algorithm::HS256,
+        "hs",
+        "hs256.secret",
+        &claims,
+    )
+}
+
+/// JOSE header additions a token may carry (`typ` absent, `JWT`, `at+jwt` in any case).
+pub const ACCEPTED_HEADERS: &[&str] = &[
+    "",
+    r#","typ":"JWT""#,
+    r#","typ":"at+jwt""#,
+    r#","typ":"application/at+jwt""#,
+    r#","typ":"AT+JWT""#,
+];
+
+/// Additions that refuse a token: other `*+jwt` types (RFC 8725 §3.11), and `enc`,
+/// which makes the header a JWE's.
+pub const REFUSED_HEADERS: &[&str] = &[
+    r#","typ":"dpop+jwt""#,
+    r#","typ":"secevent+jwt""#,
+    r#","typ":"foo""#,
+    r#","enc":"A256GCM""#,
+    r#","typ":"JWT","enc":"A128CBC-HS256""#,
+];
+
+/// The `typ`/`enc` allow-list at `path`: a token with each of [`ACCEPTED_HEADERS`]
+/// passes, one with each of [`REFUSED_HEADERS`] is `401 invalid_token` and never
+/// reaches the upstream. `token` signs claims under the given header text, which
+/// `header` builds from an addition.
+pub async fn assert_header_allow_list(
+    addr: SocketAddr,
+    up: &Upstream,
+    path: &str,
+    header: impl Fn(&str) -> String,
+    token: impl Fn(&str) -> String,
+) {
+    for extra in ACCEPTED_HEADERS {
+        let r = get(addr, path, &[&bearer(&token(&header(extra)))]).await;
+        assert_eq!(r.status, 200, "header {}: {}", header(extra), r.body);
+    }
+    let seen = up.seen().len();
+    for extra in REFUSED_HEADERS {
+        let r = get(addr, path, &[&bearer(&token(&header(extra)))]).await;
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(
+            up.seen().len(),
+            seen,
+            "header {} reached the upstream",
+            header(extra)
+        );
+    }
+}

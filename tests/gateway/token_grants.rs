@@ -3,7 +3,7 @@
 //! one, and the metadata's `grant_types_supported` is exactly what is served.
 
 use crate::support::*;
-use crate::token::{config, post, sqlite};
+use crate::token::{assert_oauth_error, config, post, sqlite};
 
 fn without_password(store: &str) -> String {
     config(
@@ -29,11 +29,10 @@ async fn a_disabled_grant_is_unsupported_and_not_advertised() {
         &[],
     )
     .await;
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.json()["error"], "unsupported_grant_type");
+    assert_oauth_error(&r, 400, "unsupported_grant_type");
     // Also without grant_type (the FastAPI-style form is the password grant).
     let r = post(gw.addr, "/token", "username=alice&password=wonderland", &[]).await;
-    assert_eq!(r.json()["error"], "unsupported_grant_type");
+    assert_oauth_error(&r, 400, "unsupported_grant_type");
     let meta = get(gw.addr, "/.well-known/oauth-authorization-server", &[]).await;
     assert_eq!(meta.status, 200);
     let grants = meta.json()["grant_types_supported"].clone();

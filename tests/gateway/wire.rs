@@ -3,8 +3,6 @@
 //! headers in every spelling, hop-by-hop removal after authentication, head limits,
 //! refused methods and override headers. Each test also checks what must NOT arrive.
 
-use jsonwebtoken::Algorithm;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,14 +13,7 @@ pub fn config(extra_server: &str) -> String {
     format!(
         r#"[server]
 {extra_server}
-[tokens]
-issuer = "https://gw.test"
-audiences = ["api"]
-[[tokens.keys]]
-kid = "hs"
-alg = "HS256"
-secret_file = "{FIX}/hs256.secret"
-
+{tokens}
 [[upstreams]]
 name = "up"
 url = "http://{{UP}}"
@@ -56,14 +47,13 @@ scopes = ["admin"]
 path = "/items/**"
 upstream = "up"
 scopes = ["items:read"]
-"#
+"#,
+        tokens = hs256_tokens()
     )
 }
 
 pub fn token(scope: &str) -> String {
-    let claims = json!({"iss": "https://gw.test", "aud": "api", "sub": "alice",
-        "exp": now() + 300, "iat": now(), "scope": scope});
-    sign(Algorithm::HS256, "hs", "hs256.secret", &claims)
+    hs256_token(scope)
 }
 
 /// A client connection that sends requests and reads answers one at a time.
