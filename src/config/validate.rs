@@ -113,6 +113,20 @@ impl Issues {
     }
 }
 
+/// A table key as it is written in TOML: bare when it may be (`A-Za-z0-9_-`), quoted
+/// otherwise, so that a report names `""`, `"a b"` or `"x.y"` unambiguously.
+pub(super) fn key_segment(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        name.to_string()
+    } else {
+        toml::Value::String(name.to_string()).to_string()
+    }
+}
+
 /// Parses and validates configuration text; `path` is only used in messages.
 pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut issues = Issues::default();
@@ -165,7 +179,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "upstreams" => upstream_files = issues.array("upstreams", value),
             "routes" => route_files = issues.array("routes", value),
             other => issues.add(
-                other,
+                key_segment(other),
                 "unknown section",
                 format!("known sections are: {SECTIONS}; check the spelling"),
             ),
@@ -352,7 +366,7 @@ fn rate_limits(
     });
     out.redis = redis.clone();
     for (name, value) in entries {
-        let key = format!("rate_limits.{name}");
+        let key = format!("rate_limits.{}", key_segment(&name));
         let Some(f) = issues.section::<super::file::RateLimitFile>(key.clone(), value) else {
             continue;
         };

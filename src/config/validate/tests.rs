@@ -144,6 +144,15 @@ fn unknown_keys_and_sections_are_refused() {
         k.contains(&"servr".to_string()) && k.contains(&"upstreams[0]".to_string()),
         "{k:?}"
     );
+    // Found by the config fuzz target: a key that is not bare is named as TOML writes
+    // it, never as an empty or ambiguous path.
+    let base = "[[upstreams]]\nname=\"a\"\necho=true\n[[routes]]\npath=\"/\"\nupstream=\"a\"\n";
+    assert_eq!(keys(&format!("''=''\n{base}")), vec!["\"\""]);
+    assert_eq!(keys(&format!("\"a.b\"=1\n{base}")), vec!["\"a.b\""]);
+    assert_eq!(
+        keys(&format!("[rate_limits.\"a b\"]\nkey=1\n{base}")),
+        vec!["rate_limits.\"a b\""]
+    );
 }
 
 #[test]
