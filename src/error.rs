@@ -3,13 +3,18 @@
 //! Each variant maps to a status, an OAuth-style error code and a short description
 //! in a single exhaustive `match` (no `_ =>`): adding a variant forces a decision on
 //! how it is answered. Bodies are `{"error", "error_description", "request_id"}` and
-//! never carry request data, tokens or upstream details.
+//! never carry request data, tokens or upstream details. The token service's RFC 6749
+//! §5.2 errors ([`OAuthError`]) and the CORS preflight refusal are variants too, so
+//! there is one renderer, one place that writes `WWW-Authenticate`, `Retry-After` and
+//! the `RateLimit-*` headers ([`rate_limit_headers`]), and one enum of reasons for the
+//! access log ([`Reason`]).
 
 use http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use crate::auth::jwt::TokenError;
 use crate::body::Body;
+use crate::token::endpoint::OAuthError;
 
 const INVALID_TOKEN_DESCRIPTION: &str = "the access token is invalid or has expired";
 use crate::policy::path::PathError;
@@ -68,8 +73,95 @@ pub enum GatewayError {
     UpstreamFailed,
     #[error("request deadline exceeded")]
     RequestTimeout,
+    /// A CORS preflight the policy does not grant (origin, method or header).
+    #[error("CORS preflight refused")]
+    CorsDenied,
+    /// An answer of the token service (`/token`, `/revoke`, `/register`).
+    #[error("token request refused: {}", .0.code)]
+    OAuth(OAuthError),
+    /// The token service is configured but its store is not open (restart needed).
+    #[error("token service unavailable")]
+    TokenServiceDown,
+    /// A handler panicked (caught; the connection and the process live on).
     #[error("internal error")]
     Internal,
+}
+
+/// Why the gateway answered as it did, for the access log's `reason` field: every
+/// denial and failure, and the answers that are not an upstream's (`preflight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    BadPath,
+    BadRequest,
+    BadFraming,
+    NoRoute,
+    MethodNotAllowed,
+    NoToken,
+    UntrustedProxy,
+    RateLimited,
+    InvalidToken,
+    InsufficientScope,
+    BodyTooLarge,
+    HeadersTooLarge,
+    UriTooLong,
+    MethodRefused,
+    UnexpectedUpgrade,
+    UpstreamConnect,
+    UpstreamTimeout,
+    UpstreamFailed,
+    RequestTimeout,
+    Panic,
+    CorsDenied,
+    /// A CORS preflight answered at the edge (granted).
+    Preflight,
+    TokenServiceDown,
+    LoginBusy,
+    InvalidClient,
+    InvalidGrant,
+    ServerError,
+    TokenRequestRefused,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            BadPath => "bad_path",
+            BadRequest => "bad_request",
+            BadFraming => "bad_framing",
+            NoRoute => "no_route",
+            MethodNotAllowed => "method_not_allowed",
+            NoToken => "no_token",
+            UntrustedProxy => "untrusted_proxy",
+            RateLimited => "rate_limited",
+            InvalidToken => "invalid_token",
+            InsufficientScope => "insufficient_scope",
+            BodyTooLarge => "body_too_large",
+            HeadersTooLarge => "headers_too_large",
+            UriTooLong => "uri_too_long",
+            MethodRefused => "method_refused",
+            UnexpectedUpgrade => "unexpected_upgrade",
+            UpstreamConnect => "upstream_connect",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamFailed => "upstream_failed",
+            RequestTimeout => "request_timeout",
+            Panic => "panic",
+            CorsDenied => "cors_denied",
+            Preflight => "preflight",
+            TokenServiceDown => "token_service_down",
+            LoginBusy => "login_busy",
+            InvalidClient => "invalid_client",
+            InvalidGrant => "invalid_grant",
+            ServerError => "server_error",
+            TokenRequestRefused => "token_request_refused",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl GatewayError {
@@ -77,6 +169,17 @@ impl GatewayError {
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         use GatewayError::*;
         match self {
+            OAuth(e) => (e.status, e.code, e.description.to_string()),
+            CorsDenied => (
+                StatusCode::FORBIDDEN,
+                "cors_denied",
+                "this origin, method or header is not allowed by the CORS policy".into(),
+            ),
+            TokenServiceDown => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the token service failed; try again later".into(),
+            ),
             BadPath(e) => (StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
             BadRequest(d) | BadFraming(d) => {
                 (StatusCode::BAD_REQUEST, "invalid_request", (*d).to_string())
@@ -170,41 +273,57 @@ impl GatewayError {
         }
     }
 
-    /// A short machine-readable reason for the access log.
-    pub fn reason(&self) -> &'static str {
+    /// Why, for the access log.
+    pub fn reason(&self) -> Reason {
         use GatewayError::*;
         match self {
-            BadPath(_) => "bad_path",
-            BadRequest(_) => "bad_request",
-            BadFraming(_) => "bad_framing",
-            NoRoute => "no_route",
-            MethodNotAllowed(_) => "method_not_allowed",
-            Unauthenticated => "no_token",
-            UntrustedProxy => "untrusted_proxy",
-            RateLimited { .. } => "rate_limited",
-            InvalidToken(_) => "invalid_token",
-            InsufficientScope(_) => "insufficient_scope",
-            PayloadTooLarge => "body_too_large",
-            HeadersTooLarge => "headers_too_large",
-            UriTooLong => "uri_too_long",
-            MethodNotSupported => "method_refused",
-            UnexpectedUpgrade => "unexpected_upgrade",
-            UpstreamConnect => "upstream_connect",
-            UpstreamTimeout => "upstream_timeout",
-            UpstreamFailed => "upstream_failed",
-            RequestTimeout => "request_timeout",
-            Internal => "panic",
+            BadPath(_) => Reason::BadPath,
+            BadRequest(_) => Reason::BadRequest,
+            BadFraming(_) => Reason::BadFraming,
+            NoRoute => Reason::NoRoute,
+            MethodNotAllowed(_) => Reason::MethodNotAllowed,
+            Unauthenticated => Reason::NoToken,
+            UntrustedProxy => Reason::UntrustedProxy,
+            RateLimited { .. } => Reason::RateLimited,
+            InvalidToken(_) => Reason::InvalidToken,
+            InsufficientScope(_) => Reason::InsufficientScope,
+            PayloadTooLarge => Reason::BodyTooLarge,
+            HeadersTooLarge => Reason::HeadersTooLarge,
+            UriTooLong => Reason::UriTooLong,
+            MethodNotSupported => Reason::MethodRefused,
+            UnexpectedUpgrade => Reason::UnexpectedUpgrade,
+            UpstreamConnect => Reason::UpstreamConnect,
+            UpstreamTimeout => Reason::UpstreamTimeout,
+            UpstreamFailed => Reason::UpstreamFailed,
+            RequestTimeout => Reason::RequestTimeout,
+            CorsDenied => Reason::CorsDenied,
+            TokenServiceDown => Reason::TokenServiceDown,
+            OAuth(e) => match e.code {
+                "rate_limited" => Reason::RateLimited,
+                "temporarily_unavailable" => Reason::LoginBusy,
+                "invalid_client" => Reason::InvalidClient,
+                "invalid_grant" => Reason::InvalidGrant,
+                "server_error" => Reason::ServerError,
+                _ => Reason::TokenRequestRefused,
+            },
+            Internal => Reason::Panic,
         }
     }
 
     /// The JSON response for this error.
     pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
         let (status, code, description) = self.parts();
-        let body = serde_json::json!({
-            "error": code,
-            "error_description": description,
-            "request_id": request_id.to_str().unwrap_or(""),
-        });
+        // RFC 6749 §5.2 bodies keep exactly their two members (the id is in the
+        // `x-request-id` header): two refusals that must look alike are byte-equal.
+        let body = if matches!(self, GatewayError::OAuth(_)) {
+            serde_json::json!({"error": code, "error_description": description})
+        } else {
+            serde_json::json!({
+                "error": code,
+                "error_description": description,
+                "request_id": request_id.to_str().unwrap_or(""),
+            })
+        };
         let mut resp = json_response(status, &body);
         let h = resp.headers_mut();
         match self {
@@ -222,14 +341,26 @@ impl GatewayError {
                 policy,
                 policy_header,
                 retry_after,
-            } => {
-                h.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
-                if let Ok(v) = HeaderValue::from_str(&policy_header) {
-                    h.insert("ratelimit-policy", v);
+            } => rate_limit_headers(h, retry_after, Some((&policy, &policy_header))),
+            GatewayError::OAuth(e) => {
+                // RFC 6749 §5.1: token endpoint answers are never cached.
+                h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
+                if e.basic_challenge {
+                    h.insert(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"portcullis\", charset=\"UTF-8\""),
+                    );
                 }
-                if let Ok(v) = HeaderValue::from_str(&format!("\"{policy}\";r=0;t={retry_after}")) {
-                    h.insert("ratelimit", v);
+                if let Some(s) = e.retry_after {
+                    let policy = e.policy.as_ref().map(|(n, p)| (n.as_str(), p.as_str()));
+                    rate_limit_headers(h, s, policy);
                 }
+            }
+            GatewayError::TokenServiceDown => {
+                h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            GatewayError::CorsDenied => {
+                h.append(http::header::VARY, HeaderValue::from_static("Origin"));
             }
             GatewayError::BadFraming(_) => {
                 h.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -257,9 +388,38 @@ impl GatewayError {
                     h.insert(WWW_AUTHENTICATE, v);
                 }
             }
-            _ => {}
+            GatewayError::BadPath(_)
+            | GatewayError::BadRequest(_)
+            | GatewayError::NoRoute
+            | GatewayError::UntrustedProxy
+            | GatewayError::PayloadTooLarge
+            | GatewayError::HeadersTooLarge
+            | GatewayError::UriTooLong
+            | GatewayError::MethodNotSupported
+            | GatewayError::UnexpectedUpgrade
+            | GatewayError::UpstreamConnect
+            | GatewayError::UpstreamTimeout
+            | GatewayError::UpstreamFailed
+            | GatewayError::RequestTimeout
+            | GatewayError::Internal => {}
         }
         resp
+    }
+}
+
+/// `Retry-After` and, when a `[rate_limits]` policy refused, the IETF RateLimit
+/// headers (`RateLimit-Policy`, and `RateLimit` with no quota left): the one place
+/// they are written, for a route's `429` and the token service's alike.
+pub fn rate_limit_headers(h: &mut HeaderMap, retry_after: u64, policy: Option<(&str, &str)>) {
+    h.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+    let Some((name, policy_header)) = policy else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(policy_header) {
+        h.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r=0;t={retry_after}")) {
+        h.insert("ratelimit", v);
     }
 }
 

@@ -100,11 +100,13 @@ pub fn cors_grant(policy: &CorsPolicy, origin: &[u8]) -> Option<Vec<u8>> {
 /// A preflight's answer for these request headers: its status and its
 /// `Access-Control-Allow-Origin`.
 pub fn cors_preflight(policy: &CorsPolicy, headers: &HeaderMap) -> (u16, Option<Vec<u8>>) {
-    let resp = policy.preflight(headers);
-    (
-        resp.status().as_u16(),
-        resp.headers()
-            .get(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
-            .map(|v| v.as_bytes().to_vec()),
-    )
+    match policy.preflight(headers) {
+        Ok(resp) => (
+            resp.status().as_u16(),
+            resp.headers()
+                .get(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .map(|v| v.as_bytes().to_vec()),
+        ),
+        Err(e) => (e.parts().0.as_u16(), None),
+    }
 }

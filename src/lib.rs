@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod explain;
 pub mod fuzzing;
+pub mod layer;
 pub mod middleware;
 pub mod policy;
 pub mod proxy;

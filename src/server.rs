@@ -19,6 +19,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
+use tower::ServiceExt as _;
 
 use crate::body::Body;
 use crate::config::Config;
@@ -265,10 +266,10 @@ async fn serve_public(
         // Set by the first request: until then the connection is on the head deadline.
         let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = asked.clone();
+        let stack = crate::stack::build(shared, conn_peer, worker);
         let service = service_fn(move |req: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
-            let (shared, peer) = (shared.clone(), conn_peer.clone());
-            async move { Ok::<_, Infallible>(crate::stack::handle(req, &peer, worker, &shared).await) }
+            stack.clone().oneshot(req)
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();

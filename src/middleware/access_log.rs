@@ -1,4 +1,5 @@
-//! Stage 4: one JSON line per request on the `portcullis::access` target.
+//! One JSON line per request on the `portcullis::access` target (the layer that
+//! gathers it is `layer/access_log.rs`; this module formats and writes it).
 //!
 //! The line is written when the response body has been sent (or the client went
 //! away), so that it carries the bytes sent and the whole duration: fields
@@ -26,10 +27,11 @@ use http_body::{Frame, SizeHint};
 
 use crate::body::Body;
 
-/// What the pipeline learns about a request for its access line.
+/// The fields of a line beyond the request's own: gathered once, from the answer's
+/// facts, by the access-log layer (`layer/access_log.rs`).
 #[derive(Debug, Default)]
-pub struct LogInfo {
-    pub path: Option<String>,
+pub struct Fields {
+    pub path: Option<Arc<str>>,
     pub query: Option<String>,
     pub route: Option<String>,
     pub upstream: Option<String>,
@@ -38,11 +40,15 @@ pub struct LogInfo {
     pub reason: Option<&'static str>,
     pub upstream_us: Option<u64>,
     /// Request body bytes read so far (shared with the body that counts them).
-    pub bytes_in: Arc<AtomicU64>,
-    /// Pipeline context beyond the log: the routed request's own CORS policy, and
-    /// whether the answer was a preflight (which carries its CORS headers already).
-    pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
-    pub cors_answered: bool,
+    pub bytes_in: Option<Arc<AtomicU64>>,
+}
+
+impl Fields {
+    fn bytes_in(&self) -> u64 {
+        self.bytes_in
+            .as_ref()
+            .map_or(0, |b| b.load(Ordering::Relaxed))
+    }
 }
 
 /// The allow-listed `name=value` pairs of a query string, in order.
@@ -128,7 +134,7 @@ pub struct Line {
     pub method: String,
     pub status: u16,
     pub started: Instant,
-    pub info: LogInfo,
+    pub info: Fields,
 }
 
 impl Line {
@@ -157,7 +163,7 @@ impl Line {
             push_str(&mut out, "client_id", i.client_id.as_deref().unwrap_or(""));
             push_num(&mut out, "duration_us", duration);
             push_num(&mut out, "upstream_us", i.upstream_us.unwrap_or(0));
-            push_num(&mut out, "bytes_in", i.bytes_in.load(Ordering::Relaxed));
+            push_num(&mut out, "bytes_in", i.bytes_in());
             push_num(&mut out, "bytes_out", bytes_out);
             out.extend_from_slice(b"}\n");
             write_line(sink, &out);
@@ -178,7 +184,7 @@ impl Line {
             client_id = i.client_id.as_deref().unwrap_or(""),
             duration_us = duration,
             upstream_us = i.upstream_us.unwrap_or(0),
-            bytes_in = i.bytes_in.load(Ordering::Relaxed),
+            bytes_in = i.bytes_in(),
             bytes_out = bytes_out,
         );
     }

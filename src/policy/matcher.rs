@@ -229,9 +229,24 @@ impl<R: Routable> Router<R> {
     /// Finds the route for a canonical path. `host` is the request's host, lower-case,
     /// without the port.
     pub fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_, R> {
+        match self.find_index(method, host, path) {
+            Ok(i) => Matched::Route(&self.routes[i]),
+            Err(Some(allow)) => Matched::MethodNotAllowed(allow),
+            Err(None) => Matched::NotFound,
+        }
+    }
+
+    /// [`Router::find`] by position in [`Router::routes`]: `Ok(index)`, or `Err` with
+    /// the methods the path allows (`None`: no route has the path).
+    pub fn find_index(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Result<usize, Option<Vec<Method>>> {
         let segs = split_path(path);
         let mut path_matched = false;
-        for r in &self.routes {
+        for (i, r) in self.routes.iter().enumerate() {
             if let Some(h) = r.host() {
                 if host != Some(h) {
                     continue;
@@ -241,12 +256,12 @@ impl<R: Routable> Router<R> {
                 continue;
             }
             if method_allowed(r.methods(), method) {
-                return Matched::Route(r);
+                return Ok(i);
             }
             path_matched = true;
         }
         if !path_matched {
-            return Matched::NotFound;
+            return Err(None);
         }
         let mut allow: Vec<Method> = Vec::new();
         for r in &self.routes {
@@ -262,7 +277,7 @@ impl<R: Routable> Router<R> {
                 }
             }
         }
-        Matched::MethodNotAllowed(allow)
+        Err(Some(allow))
     }
 }
 

@@ -12,17 +12,15 @@ use std::net::IpAddr;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{
-    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::{grants, Client, TokenRuntime, TokenService};
 use crate::auth::api_key;
 use crate::body::Body;
+use crate::error::GatewayError;
 use crate::state::Snapshot;
 
 /// Largest form body accepted by `/token`, `/revoke` and `/register`.
@@ -144,32 +142,11 @@ impl OAuthError {
             )
         }
     }
+}
 
-    pub(super) fn into_response(self) -> Response<Body> {
-        let mut resp = no_store(
-            self.status,
-            &json!({"error": self.code, "error_description": self.description}),
-        );
-        let h = resp.headers_mut();
-        if self.basic_challenge {
-            h.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"portcullis\", charset=\"UTF-8\""),
-            );
-        }
-        if let Some(s) = self.retry_after {
-            h.insert(RETRY_AFTER, HeaderValue::from(s));
-            // The same RateLimit headers as a route's 429 (error.rs).
-            if let Some((name, policy)) = &self.policy {
-                if let Ok(v) = HeaderValue::from_str(policy) {
-                    h.insert("ratelimit-policy", v);
-                }
-                if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r=0;t={s}")) {
-                    h.insert("ratelimit", v);
-                }
-            }
-        }
-        resp
+impl From<OAuthError> for GatewayError {
+    fn from(e: OAuthError) -> GatewayError {
+        GatewayError::OAuth(e)
     }
 }
 
@@ -309,7 +286,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Reads a form body of at most [`MAX_FORM_BYTES`] after checking the content type.
-async fn read_form(req: Request<Incoming>) -> Result<(HeaderMap, Form), OAuthError> {
+async fn read_form<B>(req: Request<B>) -> Result<(HeaderMap, Form), OAuthError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let form_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -339,31 +320,28 @@ async fn read_form(req: Request<Incoming>) -> Result<(HeaderMap, Form), OAuthErr
     Ok((parts.headers, Form::parse(&bytes)?))
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = no_store(
-        StatusCode::METHOD_NOT_ALLOWED,
-        &json!({"error": "method_not_allowed", "error_description": "this endpoint does not accept that method"}),
-    );
-    resp.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    resp
-}
-
-/// Answers a request for one of the token service's endpoints. Returns the response
-/// and the denial reason for the access log.
-pub async fn serve(
+/// Answers a request for one of the token service's endpoints; a refusal is an
+/// [`OAuthError`] (or a 405), rendered by the gateway's one error renderer.
+pub async fn serve<B>(
     endpoint: Endpoint,
-    req: Request<Incoming>,
+    req: Request<B>,
     client_ip: IpAddr,
     snap: &Snapshot,
     svc: &TokenService,
     rt: Option<&TokenRuntime>,
-) -> (Response<Body>, Option<&'static str>) {
+) -> Result<Response<Body>, GatewayError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let method = req.method().clone();
     match endpoint {
         Endpoint::Jwks | Endpoint::Metadata => {
             if method != Method::GET && method != Method::HEAD {
-                return (method_not_allowed("GET, HEAD"), Some("method_not_allowed"));
+                return Err(GatewayError::MethodNotAllowed(vec![
+                    Method::GET,
+                    Method::HEAD,
+                ]));
             }
             let body = if endpoint == Endpoint::Jwks {
                 svc.jwks.clone()
@@ -375,59 +353,36 @@ pub async fn serve(
                 CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=300"),
             );
-            (resp, None)
+            Ok(resp)
         }
         Endpoint::Token | Endpoint::Revoke | Endpoint::Register => {
             if method != Method::POST {
-                return (method_not_allowed("POST"), Some("method_not_allowed"));
+                return Err(GatewayError::MethodNotAllowed(vec![Method::POST]));
             }
             let Some(rt) = rt else {
                 tracing::error!("the token service's store is not open; restart to enable it");
-                return (
-                    OAuthError::server_error().into_response(),
-                    Some("token_service_down"),
-                );
+                return Err(GatewayError::TokenServiceDown);
             };
             let Some((login, login_ip)) = snap.config.rate_limits.login() else {
                 tracing::error!("the login rate-limit policies are missing");
-                return (
-                    OAuthError::server_error().into_response(),
-                    Some("token_service_down"),
-                );
+                return Err(GatewayError::TokenServiceDown);
             };
-            let result = match read_form(req).await {
-                Err(e) => Err(e),
-                Ok((headers, form)) => {
-                    let ctx = grants::Ctx {
-                        svc,
-                        rt,
-                        roles: &snap.config.roles,
-                        verifier: snap.config.tokens.as_ref(),
-                        client_ip,
-                        login,
-                        login_ip,
-                    };
-                    match endpoint {
-                        Endpoint::Token => grants::token(&ctx, &headers, &form).await,
-                        Endpoint::Revoke => grants::revoke(&ctx, &headers, &form).await,
-                        _ => grants::register(&ctx, &form).await,
-                    }
-                }
+            let (headers, form) = read_form(req).await?;
+            let ctx = grants::Ctx {
+                svc,
+                rt,
+                roles: &snap.config.roles,
+                verifier: snap.config.tokens.as_ref(),
+                client_ip,
+                login,
+                login_ip,
             };
-            match result {
-                Ok(resp) => (resp, None),
-                Err(e) => {
-                    let reason = match e.code {
-                        "rate_limited" => "rate_limited",
-                        "temporarily_unavailable" => "login_busy",
-                        "invalid_client" => "invalid_client",
-                        "invalid_grant" => "invalid_grant",
-                        "server_error" => "server_error",
-                        _ => "token_request_refused",
-                    };
-                    (e.into_response(), Some(reason))
-                }
-            }
+            let answer = match endpoint {
+                Endpoint::Token => grants::token(&ctx, &headers, &form).await,
+                Endpoint::Revoke => grants::revoke(&ctx, &headers, &form).await,
+                _ => grants::register(&ctx, &form).await,
+            };
+            Ok(answer?)
         }
     }
 }
@@ -487,9 +442,12 @@ mod tests {
         assert_eq!(e.code, "invalid_request");
     }
 
+    use http::header::RETRY_AFTER;
+
     #[tokio::test]
     async fn a_full_hashing_gate_is_an_oauth_shaped_503_with_retry_after() {
-        let resp = OAuthError::busy().into_response();
+        let rid = HeaderValue::from_static("r1");
+        let resp = GatewayError::from(OAuthError::busy()).into_response(&rid);
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         let h = resp.headers();
         assert_eq!(h.get(RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]));

@@ -1,0 +1,251 @@
+//! Authentication and authorization of a routed request (or of the request a
+//! forward-auth question describes): the route's `auth` mode, a Bearer JWT (own keys,
+//! or the `[[issuers]]` entry its `iss` names) or an API key, the verified-token cache,
+//! the revocation deny-list, then the route's scopes / roles. The verified caller and
+//! its effective scopes go down as [`Admitted`]; the caller comes back up as
+//! [`Caller`] (so a `403` is logged with its subject).
+//!
+//! Everything is synchronous except verifying an external issuer's token that is not
+//! in the cache (its JWKS may need a refetch): that path boxes one future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use tower::{Layer, Service};
+
+use super::facts::{attach, ctx, Admitted, Attach, Caller, Early, Outcome, Rejection, Target};
+use crate::auth::api_key::Presented;
+use crate::auth::bearer::{self, Bearer};
+use crate::auth::jwks::{peek_issuer, JwksClient};
+use crate::auth::jwt::TokenError;
+use crate::auth::principal::Principal;
+use crate::body::Body;
+use crate::config::{AuthMode, Route};
+use crate::error::GatewayError;
+use crate::policy::scope;
+use crate::state::Snapshot;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthLayer;
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+}
+
+/// Who is asking, as far as it can be known without waiting.
+enum Credential {
+    /// Anonymous, and the route admits it.
+    Anonymous,
+    Verified(Arc<Principal>),
+    /// An external issuer's token, not cached: verified on the slow path.
+    External(Arc<JwksClient>, String),
+}
+
+fn route_of<'a, B>(snap: &'a Snapshot, req: &Request<B>) -> Result<&'a Route, GatewayError> {
+    match req.extensions().get::<Target>() {
+        Some(Target::Route(i) | Target::ForwardAuth(i)) => snap.config.router.routes().get(*i),
+        _ => None,
+    }
+    .ok_or(GatewayError::Internal)
+}
+
+fn credential(
+    snap: &Snapshot,
+    worker: usize,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Credential, GatewayError> {
+    let token = match route.auth {
+        AuthMode::None => return Ok(Credential::Anonymous),
+        AuthMode::Required | AuthMode::Optional => match bearer::extract(headers) {
+            Bearer::Missing => {
+                return match snap.config.api_keys.as_ref().map(|k| k.check(headers)) {
+                    Some(Presented::Known(p)) => Ok(Credential::Verified(Arc::new(p))),
+                    Some(Presented::Unknown) => {
+                        Err(GatewayError::InvalidToken(TokenError::UnknownKey))
+                    }
+                    None | Some(Presented::Missing) if route.auth == AuthMode::Required => {
+                        Err(GatewayError::Unauthenticated)
+                    }
+                    None | Some(Presented::Missing) => Ok(Credential::Anonymous),
+                }
+            }
+            Bearer::Duplicate => {
+                return Err(GatewayError::BadRequest(
+                    "more than one Authorization header",
+                ))
+            }
+            Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
+            Bearer::Token(token) => token,
+        },
+    };
+    let cache = snap.token_cache(worker);
+    if let Some(p) = cache.and_then(|c| c.get(token)) {
+        return not_revoked(snap, p).map(Credential::Verified);
+    }
+    if let Some(client) = peek_issuer(token).and_then(|iss| snap.issuer(&iss).cloned()) {
+        return Ok(Credential::External(client, token.to_string()));
+    }
+    let verified = match snap.config.tokens.as_ref() {
+        Some(v) => v.verify(token),
+        None => Err(TokenError::UnknownKey),
+    };
+    remember(snap, worker, token, verified, &route.name).map(Credential::Verified)
+}
+
+/// A verification's result: cached when valid, then checked against the deny-list.
+fn remember(
+    snap: &Snapshot,
+    worker: usize,
+    token: &str,
+    verified: Result<Principal, TokenError>,
+    route: &str,
+) -> Result<Arc<Principal>, GatewayError> {
+    let p = Arc::new(verified.map_err(|e| {
+        tracing::debug!(reason = %e, route, "token refused");
+        GatewayError::InvalidToken(e)
+    })?);
+    if let Some(c) = snap.token_cache(worker) {
+        c.insert(token, p.clone(), p.expires_at);
+    }
+    not_revoked(snap, p)
+}
+
+/// Refuses an own token whose `jti` was revoked (`POST /revoke`). Checked after the
+/// cache too, so a revocation takes effect at once on the replica that took it and
+/// within the deny-list's sync interval on the others.
+fn not_revoked(snap: &Snapshot, p: Arc<Principal>) -> Result<Arc<Principal>, GatewayError> {
+    let Some(rt) = &snap.token_runtime else {
+        return Ok(p);
+    };
+    if rt.deny.is_empty()
+        || snap
+            .config
+            .tokens
+            .as_ref()
+            .is_none_or(|t| t.issuer != p.issuer)
+    {
+        return Ok(p);
+    }
+    match p.claims.get("jti").and_then(serde_json::Value::as_str) {
+        Some(jti) if rt.deny.contains(jti) => {
+            tracing::debug!("revoked token refused");
+            Err(GatewayError::InvalidToken(TokenError::Revoked))
+        }
+        _ => Ok(p),
+    }
+}
+
+/// The route's scopes and roles for a verified caller.
+fn admit(snap: &Snapshot, route: &Route, p: &Arc<Principal>) -> Result<Admitted, GatewayError> {
+    let effective =
+        scope::authorize(route, p, &snap.config.roles).map_err(GatewayError::InsufficientScope)?;
+    Ok(Admitted(Some((p.clone(), effective))))
+}
+
+pin_project_lite::pin_project! {
+    #[project = Proj]
+    pub enum ResponseFuture<F> {
+        Now { #[pin] inner: Early<Attach<F, Caller>> },
+        External { inner: Pin<Box<dyn Future<Output = Outcome> + Send>> },
+    }
+}
+
+impl<F: Future<Output = Outcome>> Future for ResponseFuture<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match self.project() {
+            Proj::Now { inner } => inner.poll(cx),
+            Proj::External { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The outcome of a denial that names its caller (a `403`).
+fn denied<F>(e: GatewayError, caller: Option<Arc<Principal>>) -> Early<F> {
+    match caller {
+        None => Early::refused(e),
+        Some(p) => {
+            let mut out: Outcome = Err(e.into());
+            attach(&mut out, Caller(p));
+            Early::Ready { out: Some(out) }
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Rejection> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Rejection;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let now = |inner| ResponseFuture::Now { inner };
+        let (snap, worker) = match ctx(&req) {
+            Ok(c) => (c.snap.clone(), c.worker),
+            Err(e) => return now(Early::refused(e)),
+        };
+        let route = match route_of(&snap, &req) {
+            Ok(r) => r,
+            Err(e) => return now(Early::refused(e)),
+        };
+        let principal = match credential(&snap, worker, route, req.headers()) {
+            Ok(Credential::Anonymous) => {
+                req.extensions_mut().insert(Admitted(None));
+                return now(Early::inner(Attach::new(self.inner.call(req), None)));
+            }
+            Ok(Credential::Verified(p)) => p,
+            Ok(Credential::External(client, token)) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                return ResponseFuture::External {
+                    inner: Box::pin(async move {
+                        let route = route_of(&snap, &req)?;
+                        let verified = client.verify(&token).await;
+                        let p = remember(&snap, worker, &token, verified, &route.name)?;
+                        let admitted = admit(&snap, route, &p);
+                        let mut out = match admitted {
+                            Ok(a) => {
+                                req.extensions_mut().insert(a);
+                                inner.call(req).await
+                            }
+                            Err(e) => Err(e.into()),
+                        };
+                        attach(&mut out, Caller(p));
+                        out
+                    }),
+                };
+            }
+            Err(e) => return now(Early::refused(e)),
+        };
+        match admit(&snap, route, &principal) {
+            Ok(a) => {
+                req.extensions_mut().insert(a);
+                let fact = Some(Caller(principal));
+                now(Early::inner(Attach::new(self.inner.call(req), fact)))
+            }
+            Err(e) => now(denied(e, Some(principal))),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! A declared body (`Content-Length`) over the route's `max_body_bytes` (else the
+//! server's) is `413` before anything else of the route runs, a credential check
+//! included; a body that grows past the limit while streaming is stopped by the
+//! forward step (`body.rs`).
+
+use std::task::{Context, Poll};
+
+use http::header::CONTENT_LENGTH;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::facts::{ctx, Early, Rejection, Target};
+use crate::body::Body;
+use crate::error::GatewayError;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyLimitLayer;
+
+impl<S> Layer<S> for BodyLimitLayer {
+    type Service = BodyLimit<S>;
+
+    fn layer(&self, inner: S) -> BodyLimit<S> {
+        BodyLimit { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BodyLimit<S> {
+    inner: S,
+}
+
+/// The body limit of a routed request.
+pub fn max_body<B>(req: &Request<B>) -> Result<u64, GatewayError> {
+    let config = &ctx(req)?.snap.config;
+    let route = match req.extensions().get::<Target>() {
+        Some(Target::Route(i)) => config.router.routes().get(*i),
+        _ => None,
+    };
+    Ok(route
+        .and_then(|r| r.max_body_bytes)
+        .unwrap_or(config.server.max_body_bytes))
+}
+
+fn check<B>(req: &Request<B>) -> Result<(), GatewayError> {
+    let Some(len) = req.headers().get(CONTENT_LENGTH) else {
+        return Ok(());
+    };
+    let len: u64 = len
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
+    if len > max_body(req)? {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    Ok(())
+}
+
+impl<S, B> Service<Request<B>> for BodyLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Rejection>,
+{
+    type Response = Response<Body>;
+    type Error = Rejection;
+    type Future = Early<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match check(&req) {
+            Ok(()) => Early::inner(self.inner.call(req)),
+            Err(e) => Early::refused(e),
+        }
+    }
+}

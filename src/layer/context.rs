@@ -1,0 +1,81 @@
+//! The entry of the stack: one configuration snapshot for the whole request, the
+//! connection it came on and the client's IP, as the [`Ctx`] request extension.
+//!
+//! The stack is built once per connection (it knows its peer and worker) and cloned
+//! per request; everything below reads the snapshot from [`Ctx`], so a reload takes
+//! effect for every request that starts after it and never for one in flight.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower::{Layer, Service};
+
+use super::facts::Ctx;
+use crate::proxy::headers;
+use crate::stack::Peer;
+use crate::state::Shared;
+
+/// Inserts [`Ctx`].
+#[derive(Debug, Clone)]
+pub struct ContextLayer {
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    worker: usize,
+}
+
+impl ContextLayer {
+    pub fn new(shared: Arc<Shared>, peer: Arc<Peer>, worker: usize) -> ContextLayer {
+        ContextLayer {
+            shared,
+            peer,
+            worker,
+        }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = WithContext<S>;
+
+    fn layer(&self, inner: S) -> WithContext<S> {
+        WithContext {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WithContext<S> {
+    inner: S,
+    layer: ContextLayer,
+}
+
+impl<S, B> Service<Request<B>> for WithContext<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let snap = self.layer.shared.snapshot.load_full();
+        let client_ip = headers::client_ip(
+            self.layer.peer.addr.ip(),
+            req.headers(),
+            &snap.config.server.trusted_proxies,
+        );
+        req.extensions_mut().insert(Ctx {
+            snap,
+            peer: self.layer.peer.clone(),
+            worker: self.layer.worker,
+            client_ip,
+        });
+        self.inner.call(req)
+    }
+}

@@ -1,0 +1,117 @@
+//! Below this layer every refusal and failure is an `Err(`[`Rejection`]`)`; here it
+//! becomes its JSON answer, rendered by the one exhaustive match in `error.rs`, with
+//! the facts the layers below learned moved onto the response (so the access log and
+//! CORS see the route of a `401` or a `502` too) and the reason as [`Answered`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service};
+
+use super::facts::{Answered, Outcome, Rejection, RequestId};
+use crate::body::Body;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ErrorBoundaryLayer;
+
+impl<S> Layer<S> for ErrorBoundaryLayer {
+    type Service = ErrorBoundary<S>;
+
+    fn layer(&self, inner: S) -> ErrorBoundary<S> {
+        ErrorBoundary { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorBoundary<S> {
+    inner: S,
+}
+
+/// The answer for a rejection.
+pub fn render(rej: Rejection, id: &HeaderValue) -> Response<Body> {
+    let reason = rej.error.reason();
+    let mut resp = rej.error.into_response(id);
+    let ext = resp.extensions_mut();
+    ext.extend(rej.facts);
+    ext.insert(Answered(reason));
+    resp
+}
+
+impl<S, B> Service<Request<B>> for ErrorBoundary<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Rejection>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The services below are always ready; a failure here is rendered on call.
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let id = req
+            .extensions()
+            .get::<RequestId>()
+            .map_or_else(|| HeaderValue::from_static(""), |r| r.0.clone());
+        ResponseFuture {
+            inner: self.inner.call(req),
+            id,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        id: HeaderValue,
+    }
+}
+
+impl<F: Future<Output = Outcome>> Future for ResponseFuture<F> {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(Ok(match ready!(this.inner.poll(cx)) {
+            Ok(resp) => resp,
+            Err(rej) => render(rej, this.id),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{GatewayError, Reason};
+    use crate::layer::facts::{attach, Target};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_rejection_is_rendered_with_its_facts() {
+        let svc = ErrorBoundaryLayer.layer(tower::service_fn(|_req: Request<()>| async {
+            let mut out: Outcome = Err(GatewayError::Unauthenticated.into());
+            attach(&mut out, Target::Route(3));
+            out
+        }));
+        let mut req = Request::new(());
+        req.extensions_mut()
+            .insert(RequestId(HeaderValue::from_static("r9")));
+        let resp = svc.oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), 401);
+        assert!(resp.headers().contains_key("www-authenticate"));
+        assert_eq!(resp.extensions().get::<Target>(), Some(&Target::Route(3)));
+        assert_eq!(
+            resp.extensions().get::<Answered>().map(|a| a.0),
+            Some(Reason::NoToken)
+        );
+    }
+}

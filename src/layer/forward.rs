@@ -1,0 +1,82 @@
+//! The route stack's terminal service: the request, cleaned and with its identity, to
+//! the route's upstream (`proxy/forward.rs`: origin-form, `X-Forwarded-*`, the pooled
+//! connection of this worker, streaming both ways, upgrades), then the route's response
+//! header transform. Attaches [`UpstreamTime`] and [`BytesIn`] for the access log.
+//!
+//! This is where the request's one boxed future is made (the forward is an `async fn`
+//! over a pooled connection).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tower::Service;
+
+use super::body_limit::max_body;
+use super::facts::{attach, ctx, BytesIn, Canonical, Outcome, Rejection, Target, UpstreamTime};
+use super::identity::UpgradeTo;
+use crate::body::Body;
+use crate::error::GatewayError;
+use crate::proxy::forward::{forward, Inbound};
+use crate::proxy::headers;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forward;
+
+async fn send(mut req: Request<Incoming>) -> Outcome {
+    let c = ctx(&req)?.clone();
+    let config = &c.snap.config;
+    let route = match req.extensions().get::<Target>() {
+        Some(Target::Route(i)) => config.router.routes().get(*i),
+        _ => None,
+    }
+    .ok_or(GatewayError::Internal)?;
+    let canonical = req
+        .extensions()
+        .get::<Canonical>()
+        .map(|c| c.0.clone())
+        .ok_or(GatewayError::Internal)?;
+    let max_body = max_body(&req)?;
+    let upgrade = req.extensions_mut().remove::<UpgradeTo>().map(|u| u.0);
+    let server = &config.server;
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let inbound = Inbound {
+        bytes_in: &bytes_in,
+        peer: &c.peer.ip_header,
+        trusted_peer: headers::is_trusted(c.peer.addr.ip(), &server.trusted_proxies),
+        proto: "http",
+    };
+    let pool = c.snap.client(c.worker, &route.upstream.name);
+    let asked = server.access_log.then(Instant::now);
+    let mut out: Outcome = forward(req, &canonical, route, pool, inbound, max_body, upgrade)
+        .await
+        .map_err(Rejection::from);
+    if let (Ok(resp), Some(t)) = (&mut out, &route.response_headers) {
+        t.apply(resp.headers_mut());
+    }
+    if let Some(asked) = asked {
+        let us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
+        attach(&mut out, UpstreamTime(us));
+        attach(&mut out, BytesIn(bytes_in));
+    }
+    out
+}
+
+impl Service<Request<Incoming>> for Forward {
+    type Response = Response<Body>;
+    type Error = Rejection;
+    type Future = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        Box::pin(send(req))
+    }
+}

@@ -1,0 +1,89 @@
+//! What the upstream may see of the client's request, after authentication: hop-by-hop
+//! headers (and those `Connection` names) removed — after authentication, so that
+//! `Connection: Authorization` cannot hide a valid token from it, and before the
+//! identity is added, so that `Connection: x-auth-subject` cannot remove it; an
+//! `Upgrade` kept only when the route allows it (`proxy/upgrade.rs`, as [`UpgradeTo`]);
+//! the verified identity injected (`x-auth-*`, claim headers); `Authorization` removed
+//! unless the route passes it; an API key never passed on; the route's request header
+//! transform applied.
+
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service};
+
+use super::facts::{ctx, Admitted, Early, Rejection, Target};
+use crate::body::Body;
+use crate::error::GatewayError;
+use crate::proxy::{headers, upgrade};
+
+/// The protocol the client may switch to (the route allows it), for the forward step.
+#[derive(Debug, Clone)]
+pub struct UpgradeTo(pub HeaderValue);
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdentityLayer;
+
+impl<S> Layer<S> for IdentityLayer {
+    type Service = Identity<S>;
+
+    fn layer(&self, inner: S) -> Identity<S> {
+        Identity { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity<S> {
+    inner: S,
+}
+
+fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
+    let snap = ctx(req)?.snap.clone();
+    let config = &snap.config;
+    let route = match req.extensions().get::<Target>() {
+        Some(Target::Route(i)) => config.router.routes().get(*i),
+        _ => None,
+    }
+    .ok_or(GatewayError::Internal)?;
+    let admitted = req.extensions_mut().remove::<Admitted>();
+    let asked = headers::remove_hop_by_hop(req.headers_mut());
+    if let Some(to) = upgrade::allowed(asked, route, req.method(), req.version()) {
+        req.extensions_mut().insert(UpgradeTo(to));
+    }
+    let h = req.headers_mut();
+    if let Some(Admitted(Some((p, effective)))) = admitted {
+        snap.identity
+            .inject(h, &p, &effective, &config.claim_headers);
+    }
+    if !route.pass_authorization {
+        h.remove(AUTHORIZATION);
+    }
+    if let Some(keys) = &config.api_keys {
+        h.remove(&keys.header);
+    }
+    if let Some(t) = &route.request_headers {
+        t.apply(h);
+    }
+    Ok(())
+}
+
+impl<S, B> Service<Request<B>> for Identity<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Rejection>,
+{
+    type Response = Response<Body>;
+    type Error = Rejection;
+    type Future = Early<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        match rewrite(&mut req) {
+            Ok(()) => Early::inner(self.inner.call(req)),
+            Err(e) => Early::refused(e),
+        }
+    }
+}

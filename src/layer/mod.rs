@@ -1,0 +1,31 @@
+//! The stages of the request pipeline, each a `tower::Layer` + `Service` of its own
+//! (one concern per file, `FooLayer` / `Foo<S>` / `ResponseFuture`), composed in
+//! `stack.rs` in the order of its diagram. Facts travel as typed extensions
+//! ([`facts`]); below the error boundary every refusal is an `Err(Rejection)`.
+//!
+//! Every layer is generic over the request body except the terminal services that
+//! read it (`forward.rs` streams hyper's `Incoming` to the upstream).
+
+pub mod access_log;
+pub mod auth;
+pub mod body_limit;
+pub mod catch_panic;
+pub mod classify;
+pub mod context;
+pub mod cors;
+pub mod deadline;
+pub mod dispatch;
+pub mod endpoints;
+pub mod error_boundary;
+pub mod facts;
+pub mod forward;
+pub mod forward_auth;
+pub mod hygiene;
+pub mod identity;
+pub mod preflight;
+pub mod rate_limit;
+pub mod request_id;
+pub mod security_headers;
+
+#[cfg(test)]
+pub(crate) mod testing;

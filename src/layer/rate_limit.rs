@@ -1,0 +1,195 @@
+//! A route's `[rate_limits]` policy (`rate_limit = "…"`, else `default`): `429` with
+//! `Retry-After` and the RateLimit headers when refused (rendered in `error.rs`).
+//!
+//! The layer appears twice in the route stack: before authentication it counts the
+//! policies keyed without identity (`ip`, `route`, `header:`…: a flood is refused before
+//! any token is verified), after it the policies keyed by `subject` or `client`. An
+//! in-memory decision is synchronous; a Redis decision is the one place this layer
+//! boxes a future (it owns the request and the inner service until Redis answers).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::FutureExt as _;
+use http::{HeaderMap, Request, Response};
+use tower::{Layer, Service};
+
+use super::facts::{ctx, Admitted, Early, Outcome, Rejection, Target};
+use crate::auth::principal::Principal;
+use crate::body::Body;
+use crate::error::GatewayError;
+use crate::middleware::rate_limit::{KeyInput, Policy};
+
+/// Which policies this copy of the layer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Policies whose key needs no identity.
+    BeforeAuth,
+    /// Policies keyed by subject or client.
+    AfterAuth,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitLayer {
+    phase: Phase,
+}
+
+impl RateLimitLayer {
+    pub fn before_auth() -> RateLimitLayer {
+        RateLimitLayer {
+            phase: Phase::BeforeAuth,
+        }
+    }
+
+    pub fn after_auth() -> RateLimitLayer {
+        RateLimitLayer {
+            phase: Phase::AfterAuth,
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            phase: self.phase,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    phase: Phase,
+}
+
+/// What a decision needs, owned (for the Redis path).
+struct Decide {
+    policy: Arc<Policy>,
+    ip: std::net::IpAddr,
+    principal: Option<Arc<Principal>>,
+    route: Arc<str>,
+}
+
+impl Decide {
+    fn input<'a>(&'a self, headers: &'a HeaderMap) -> KeyInput<'a> {
+        let p = self.principal.as_deref();
+        KeyInput {
+            ip: self.ip,
+            issuer: p.map(|p| p.issuer.as_str()),
+            subject: p.map(|p| p.subject.as_str()),
+            client_id: p.and_then(|p| p.client_id.as_deref()),
+            route: &self.route,
+            headers,
+            username: None,
+        }
+    }
+}
+
+fn refused(policy: &Policy, retry_after: u64) -> GatewayError {
+    GatewayError::RateLimited {
+        policy: policy.name.clone(),
+        policy_header: policy.policy_header(),
+        retry_after,
+    }
+}
+
+/// The policy this phase counts for the request, if any.
+fn policy_for<B>(req: &Request<B>, phase: Phase) -> Result<Option<Decide>, GatewayError> {
+    let c = ctx(req)?;
+    let config = &c.snap.config;
+    let route = match req.extensions().get::<Target>() {
+        Some(Target::Route(i) | Target::ForwardAuth(i)) => config.router.routes().get(*i),
+        _ => None,
+    }
+    .ok_or(GatewayError::Internal)?;
+    let Some(policy) = config.rate_limits.for_route(route.rate_limit.as_deref()) else {
+        return Ok(None);
+    };
+    if policy.key.needs_identity() != (phase == Phase::AfterAuth) {
+        return Ok(None);
+    }
+    let principal = match phase {
+        Phase::BeforeAuth => None,
+        Phase::AfterAuth => req
+            .extensions()
+            .get::<Admitted>()
+            .and_then(|a| a.0.as_ref())
+            .map(|(p, _)| p.clone()),
+    };
+    Ok(Some(Decide {
+        policy: policy.clone(),
+        ip: c.client_ip,
+        principal,
+        route: Arc::from(route.name.as_str()),
+    }))
+}
+
+pub type BoxOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = Proj]
+    pub enum ResponseFuture<F> {
+        Now { #[pin] inner: Early<F> },
+        Remote { inner: BoxOutcome },
+    }
+}
+
+impl<F: Future<Output = Outcome>> Future for ResponseFuture<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match self.project() {
+            Proj::Now { inner } => inner.poll(cx),
+            Proj::Remote { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Rejection> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Rejection;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let now = |inner| ResponseFuture::Now { inner };
+        let d = match policy_for(&req, self.phase) {
+            Ok(Some(d)) => d,
+            Ok(None) => return now(Early::inner(self.inner.call(req))),
+            Err(e) => return now(Early::refused(e)),
+        };
+        if d.policy.redis.is_none() {
+            // In memory: decided without waiting.
+            let decided = d.policy.check(&d.input(req.headers())).now_or_never();
+            return match decided {
+                Some(Ok(())) => now(Early::inner(self.inner.call(req))),
+                Some(Err(retry)) => now(Early::refused(refused(&d.policy, retry))),
+                None => now(Early::refused(GatewayError::Internal)),
+            };
+        }
+        // Redis: this copy of the (ready) inner service waits with the request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::Remote {
+            inner: Box::pin(async move {
+                if let Err(retry) = d.policy.check(&d.input(req.headers())).await {
+                    return Err(refused(&d.policy, retry).into());
+                }
+                inner.call(req).await
+            }),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `server.security_headers`: `X-Content-Type-Options`, `Referrer-Policy` and the rest
+//! (`middleware/transform.rs` says which) on every answer, errors included.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::facts::Ctx;
+use crate::middleware::transform::security_headers;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecurityHeadersLayer;
+
+impl<S> Layer<S> for SecurityHeadersLayer {
+    type Service = SecurityHeaders<S>;
+
+    fn layer(&self, inner: S) -> SecurityHeaders<S> {
+        SecurityHeaders { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<Request<B>> for SecurityHeaders<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let on = req
+            .extensions()
+            .get::<Ctx>()
+            .is_some_and(|c| c.snap.config.server.security_headers);
+        ResponseFuture {
+            inner: self.inner.call(req),
+            on,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        on: bool,
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut out = ready!(this.inner.poll(cx));
+        if let (Ok(resp), true) = (&mut out, *this.on) {
+            security_headers(resp.headers_mut());
+        }
+        Poll::Ready(out)
+    }
+}
