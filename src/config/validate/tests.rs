@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{AuthMode, UpstreamTarget};
 use crate::policy::matcher::Routable;
 
 fn parse(text: &str) -> Result<Config, ConfigErrors> {

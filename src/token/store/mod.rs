@@ -1,0 +1,73 @@
+//! The user and token store: SQLite (embedded default) or PostgreSQL, one code path.
+//!
+//! sqlx's `Any` driver runs the same portable SQL (`$N` placeholders, integers for
+//! flags and times) on both; the schema lives in `migrations/{sqlite,postgres}/`,
+//! embedded in the binary and applied on open (a new SQLite file is created).
+//!
+//! The pool lives on a small runtime of its own ("portcullis-store"): its connections
+//! and housekeeping tasks never run on, or wait for, the proxy's worker threads, and
+//! password hashing (`blocking`) runs on that runtime's blocking pool.
+//!
+//! `runtime` opens the pool on that runtime and runs every query there; `users`,
+//! `refresh` and `revoked` hold the queries of their table (`users`,
+//! `refresh_tokens`, `revoked_tokens`). The [`Store`] API is the same whichever
+//! backend is in use.
+
+mod refresh;
+mod revoked;
+mod runtime;
+mod users;
+
+use std::sync::Arc;
+
+use sqlx::AnyPool;
+
+pub use refresh::{RefreshRecord, Rotation};
+use runtime::Background;
+pub use users::UserRecord;
+
+/// Why a store operation failed. The text never holds a password or token.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("user store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("user store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("user store: {0}")]
+    Other(String),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    pub backend: Backend,
+    rt: Arc<Background>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
