@@ -97,10 +97,64 @@ impl BodyProgress {
     }
 }
 
+/// A request body entering the stack: a client's, as hyper read it, or one chunk made
+/// in-process (`explain`, benchmarks, tests) — the same stack serves both.
+#[derive(Debug)]
+pub enum RequestBody {
+    Incoming(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl RequestBody {
+    pub fn empty() -> RequestBody {
+        RequestBody::Full(None)
+    }
+
+    pub fn full(b: impl Into<Bytes>) -> RequestBody {
+        let b = b.into();
+        RequestBody::Full((!b.is_empty()).then_some(b))
+    }
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(b: Incoming) -> RequestBody {
+        RequestBody::Incoming(b)
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Incoming(b) => Pin::new(b).poll_frame(cx),
+            RequestBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Incoming(b) => b.is_end_stream(),
+            RequestBody::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Incoming(b) => b.size_hint(),
+            RequestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
 /// A client request body that fails once more than `limit` bytes went through.
 #[derive(Debug)]
 pub struct LimitedBody {
-    inner: Incoming,
+    inner: RequestBody,
     remaining: u64,
     progress: Arc<BodyProgress>,
     /// Bytes read, for the access log.
@@ -109,7 +163,7 @@ pub struct LimitedBody {
 
 impl LimitedBody {
     pub fn new(
-        inner: Incoming,
+        inner: RequestBody,
         limit: u64,
         read: Arc<std::sync::atomic::AtomicU64>,
     ) -> (LimitedBody, Arc<BodyProgress>) {

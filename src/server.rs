@@ -269,7 +269,9 @@ async fn serve_public(
         let stack = crate::stack::build(shared, conn_peer, worker);
         let service = service_fn(move |req: Request<Incoming>| {
             seen.store(true, Ordering::Relaxed);
-            stack.clone().oneshot(req)
+            stack
+                .clone()
+                .oneshot(req.map(crate::body::RequestBody::from))
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();

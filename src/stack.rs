@@ -35,10 +35,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 use tower::{Service, ServiceBuilder};
 
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::layer::access_log::AccessLogLayer;
 use crate::layer::auth::AuthLayer;
 use crate::layer::body_limit::BodyLimitLayer;
@@ -82,8 +81,12 @@ pub fn build(
     shared: Arc<Shared>,
     peer: Arc<Peer>,
     worker: usize,
-) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future = impl Send>
-       + Clone
+) -> impl Service<
+    Request<RequestBody>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
        + Send {
     let endpoints = ServiceBuilder::new()
         .layer(DeadlineLayer)

@@ -14,13 +14,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tower::Service;
 
 use super::body_limit::max_body;
 use super::facts::{attach, ctx, BytesIn, Canonical, Outcome, Rejection, Target, UpstreamTime};
 use super::identity::UpgradeTo;
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::error::GatewayError;
 use crate::proxy::forward::{forward, Inbound};
 use crate::proxy::headers;
@@ -28,7 +27,7 @@ use crate::proxy::headers;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Forward;
 
-async fn send(mut req: Request<Incoming>) -> Outcome {
+async fn send(mut req: Request<RequestBody>) -> Outcome {
     let c = ctx(&req)?.clone();
     let config = &c.snap.config;
     let route = match req.extensions().get::<Target>() {
@@ -67,7 +66,7 @@ async fn send(mut req: Request<Incoming>) -> Outcome {
     out
 }
 
-impl Service<Request<Incoming>> for Forward {
+impl Service<Request<RequestBody>> for Forward {
     type Response = Response<Body>;
     type Error = Rejection;
     type Future = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -76,7 +75,7 @@ impl Service<Request<Incoming>> for Forward {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
         Box::pin(send(req))
     }
 }

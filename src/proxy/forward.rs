@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use http::header::{CONNECTION, EXPECT, HOST, UPGRADE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 
-use crate::body::{Body, LimitedBody};
+use crate::body::{Body, LimitedBody, RequestBody};
 use crate::config::{Route, UpstreamTarget};
 use crate::error::GatewayError;
 use crate::proxy::pool::{Pool, SendError};
@@ -72,7 +71,7 @@ fn upstream_path_and_query(
 /// `Connection: x-auth-subject` cannot remove them); `upgrade` is the protocol the
 /// client asked to upgrade to, if the route allows it (`upgrade::allowed`).
 pub async fn forward(
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     canonical: &str,
     route: &Route,
     pool: Option<&Arc<Pool>>,
