@@ -165,3 +165,44 @@ where
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+    use crate::layer::testing::{route, snapshot};
+
+    #[test]
+    fn the_line_is_made_of_the_answers_facts() {
+        let s = snapshot("[server]\naccess_log = true\n");
+        let pending = Pending {
+            snap: s.clone(),
+            started: Instant::now(),
+            request_id: "r1".into(),
+            client_ip: [192, 0, 2, 7].into(),
+            method: Method::GET,
+            query: None,
+        };
+        let mut resp = Response::new(Body::Empty);
+        let ext = resp.extensions_mut();
+        ext.insert(Canonical(Arc::from("/public/x")));
+        ext.insert(Target::Route(route(&s, "public")));
+        ext.insert(Answered(Reason::UpstreamConnect));
+        ext.insert(UpstreamTime(42));
+        let f = fields(&pending, &resp);
+        assert_eq!(f.path.as_deref(), Some("/public/x"));
+        assert_eq!(f.route.as_deref(), Some("public"));
+        assert_eq!(f.upstream.as_deref(), Some("echo"));
+        assert_eq!(f.reason, Some("upstream_connect"));
+        assert_eq!(f.upstream_us, Some(42));
+        assert_eq!(f.subject, None);
+        // A forward-auth line names the request it decided.
+        resp.extensions_mut()
+            .insert(LogPath(Arc::from("/auth GET /public/x")));
+        resp.extensions_mut()
+            .insert(Target::ForwardAuth(route(&s, "public")));
+        let f = fields(&pending, &resp);
+        assert_eq!(f.path.as_deref(), Some("/auth GET /public/x"));
+        assert_eq!(f.upstream, None);
+    }
+}

@@ -249,3 +249,94 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::testing::{hs256_token, hs256_tokens, recorder, routed, snapshot};
+    use tower::ServiceExt as _;
+
+    fn snap() -> Arc<Snapshot> {
+        snapshot(&format!(
+            "{}\n[[routes]]\nname = \"orders\"\npath = \"/orders/**\"\nupstream = \"echo\"\n\
+             scopes = [\"orders:read\"]\n\n[[routes]]\nname = \"maybe\"\npath = \"/maybe/**\"\n\
+             upstream = \"echo\"\nauth = \"optional\"\n",
+            hs256_tokens()
+        ))
+    }
+
+    fn with_token(mut req: Request<()>, token: &str) -> Request<()> {
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("value"),
+        );
+        req
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_with_the_scope_passes_with_its_caller() {
+        let s = snap();
+        let req = with_token(
+            routed(&s, "/orders/1", "orders"),
+            &hs256_token("orders:read"),
+        );
+        let resp = AuthLayer
+            .layer(recorder())
+            .oneshot(req)
+            .await
+            .expect("admitted");
+        let caller = resp.extensions().get::<Caller>().expect("caller fact");
+        assert_eq!(caller.0.subject, "alice");
+        let admitted = resp.extensions().get::<Admitted>().expect("admitted");
+        let (_, effective) = admitted.0.as_ref().expect("a principal");
+        assert!(effective.contains(&"orders:read".to_string()));
+    }
+
+    #[tokio::test]
+    async fn refusals_never_reach_the_inner_service() {
+        let s = snap();
+        let cases = [
+            (routed(&s, "/orders/1", "orders"), "no token", 401),
+            (
+                with_token(routed(&s, "/orders/1", "orders"), "not-a-jwt"),
+                "malformed",
+                401,
+            ),
+            (
+                with_token(routed(&s, "/orders/1", "orders"), &hs256_token("other")),
+                "wrong scope",
+                403,
+            ),
+        ];
+        for (req, case, status) in cases {
+            let inner = tower::service_fn(|_req: Request<()>| async {
+                panic!("a refused request reached the inner service");
+                #[allow(unreachable_code)]
+                Ok::<Response<Body>, Rejection>(Response::new(Body::Empty))
+            });
+            match AuthLayer.layer(inner).oneshot(req).await {
+                Ok(_) => panic!("{case}: admitted"),
+                Err(rej) => {
+                    assert_eq!(rej.error.parts().0.as_u16(), status, "{case}");
+                    // A 403 names its caller for the access log.
+                    assert_eq!(rej.facts.get::<Caller>().is_some(), status == 403, "{case}");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_optional_route_admits_anonymous_requests_as_such() {
+        let s = snap();
+        let resp = AuthLayer
+            .layer(recorder())
+            .oneshot(routed(&s, "/maybe/x", "maybe"))
+            .await
+            .expect("admitted");
+        assert!(matches!(
+            resp.extensions().get::<Admitted>(),
+            Some(Admitted(None))
+        ));
+        assert!(resp.extensions().get::<Caller>().is_none());
+    }
+}

@@ -75,3 +75,39 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::testing::{recorder, routed, snapshot};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_declared_body_over_the_routes_limit_is_413_before_anything_else() {
+        let s = snapshot(
+            "[[routes]]\nname = \"small\"\npath = \"/small/**\"\nupstream = \"echo\"\n\
+             max_body_bytes = \"10B\"\n",
+        );
+        let send = |len: &str| {
+            let mut req = routed(&s, "/small/x", "small");
+            req.headers_mut()
+                .insert(CONTENT_LENGTH, len.parse().expect("value"));
+            BodyLimitLayer.layer(recorder()).oneshot(req)
+        };
+        assert!(send("10").await.is_ok());
+        assert!(matches!(
+            send("11").await,
+            Err(Rejection {
+                error: GatewayError::PayloadTooLarge,
+                ..
+            })
+        ));
+        assert!(matches!(
+            send("ten").await,
+            Err(Rejection {
+                error: GatewayError::BadRequest(_),
+                ..
+            })
+        ));
+    }
+}

@@ -94,3 +94,35 @@ where
         Poll::Ready(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::testing::{request_with_ctx, snapshot};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn every_answer_gets_vary_and_the_grant_for_an_allowed_origin() {
+        let s = snapshot("[cors]\nallow_origins = [\"https://app.test\"]\n");
+        for (origin, granted) in [("https://app.test", true), ("https://evil.test", false)] {
+            let mut req = request_with_ctx(&s, "/public/x");
+            req.headers_mut()
+                .insert(ORIGIN, origin.parse().expect("value"));
+            let svc = CorsLayer.layer(tower::service_fn(|_req: Request<()>| async {
+                // An upstream's own CORS headers are replaced.
+                let mut resp = Response::new(Body::Empty);
+                resp.headers_mut()
+                    .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+                Ok::<_, std::convert::Infallible>(resp)
+            }));
+            let resp = svc.oneshot(req).await.expect("infallible");
+            let h = resp.headers();
+            assert!(h.get_all("vary").iter().any(|v| v == "Origin"));
+            assert_eq!(
+                h.get("access-control-allow-origin").map(|v| v.as_bytes()),
+                granted.then_some(origin.as_bytes()),
+                "{origin}"
+            );
+        }
+    }
+}

@@ -97,3 +97,54 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::endpoint::Endpoint;
+    use tower::ServiceExt as _;
+
+    fn answering(
+        name: &'static str,
+    ) -> impl Service<
+        Request<()>,
+        Response = Response<Body>,
+        Error = Rejection,
+        Future = std::future::Ready<Outcome>,
+    > + Clone {
+        tower::service_fn(move |_req: Request<()>| {
+            let mut resp = Response::new(Body::Empty);
+            resp.headers_mut()
+                .insert("x-branch", http::HeaderValue::from_static(name));
+            std::future::ready(Ok(resp))
+        })
+    }
+
+    #[tokio::test]
+    async fn each_target_takes_its_branch() {
+        let d = Dispatch::new(
+            answering("endpoints"),
+            answering("forward-auth"),
+            answering("routes"),
+        );
+        for (target, branch) in [
+            (Some(Target::Endpoint(Endpoint::Token)), Some("endpoints")),
+            (Some(Target::ForwardAuth(0)), Some("forward-auth")),
+            (Some(Target::Route(0)), Some("routes")),
+            (Some(Target::Preflight(None)), None),
+            (None, None),
+        ] {
+            let mut req = Request::new(());
+            if let Some(t) = target {
+                req.extensions_mut().insert(t);
+            }
+            let out = d.clone().oneshot(req).await;
+            let got = out.ok().and_then(|r| r.headers().get("x-branch").cloned());
+            assert_eq!(
+                got.as_ref().and_then(|v| v.to_str().ok()),
+                branch,
+                "{target:?}"
+            );
+        }
+    }
+}

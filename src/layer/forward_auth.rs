@@ -44,3 +44,23 @@ impl<B> Service<Request<B>> for ForwardAuthAnswer {
         std::future::ready(answer(&req))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::testing::{request_with_ctx, snapshot};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn an_anonymous_admitted_request_gets_a_bare_200() {
+        let s = snapshot("");
+        let mut req = request_with_ctx(&s, "/auth");
+        req.extensions_mut().insert(Admitted(None));
+        let resp = ForwardAuthAnswer.oneshot(req).await.expect("200");
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().is_empty());
+        // Without the auth layer's verdict there is no answer but a 500.
+        let req = request_with_ctx(&s, "/auth");
+        assert!(ForwardAuthAnswer.oneshot(req).await.is_err());
+    }
+}

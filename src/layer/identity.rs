@@ -87,3 +87,52 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::principal::Principal;
+    use crate::layer::testing::{recorder, routed, snapshot};
+    use std::sync::Arc;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn the_identity_is_injected_and_hop_by_hop_and_authorization_removed() {
+        let s =
+            snapshot("[[routes]]\nname = \"orders\"\npath = \"/orders/**\"\nupstream = \"echo\"\n");
+        let mut req = routed(&s, "/orders/1", "orders");
+        let h = req.headers_mut();
+        h.insert("authorization", "Bearer t".parse().expect("value"));
+        h.insert("connection", "x-custom".parse().expect("value"));
+        h.insert("x-custom", "1".parse().expect("value"));
+        h.insert("upgrade", "h2c".parse().expect("value"));
+        let p = Principal {
+            subject: "alice".into(),
+            scopes: vec!["orders:read".into()],
+            roles: vec![],
+            client_id: Some("web".into()),
+            issuer: "https://gw.test".into(),
+            expires_at: 0,
+            claims: Default::default(),
+            expand_roles: false,
+        };
+        req.extensions_mut()
+            .insert(Admitted(Some((Arc::new(p), vec!["orders:read".into()]))));
+        let resp = IdentityLayer
+            .layer(recorder())
+            .oneshot(req)
+            .await
+            .expect("passes");
+        let seen = resp.headers();
+        assert_eq!(seen["x-seen-x-auth-subject"], "alice");
+        assert_eq!(seen["x-seen-x-auth-scopes"], "orders:read");
+        for gone in [
+            "x-seen-authorization",
+            "x-seen-connection",
+            "x-seen-x-custom",
+            "x-seen-upgrade",
+        ] {
+            assert!(!seen.contains_key(gone), "{gone} reached the upstream");
+        }
+    }
+}

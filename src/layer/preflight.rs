@@ -63,3 +63,51 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::testing::{recorder, request_with_ctx, snapshot};
+    use tower::ServiceExt as _;
+
+    fn preflight(origin: &str) -> Request<()> {
+        let s = snapshot("[cors]\nallow_origins = [\"https://app.test\"]\n");
+        let mut req = request_with_ctx(&s, "/public/x");
+        *req.method_mut() = http::Method::OPTIONS;
+        let h = req.headers_mut();
+        h.insert("origin", origin.parse().expect("value"));
+        h.insert(
+            "access-control-request-method",
+            "GET".parse().expect("value"),
+        );
+        req.extensions_mut().insert(Target::Preflight(None));
+        req
+    }
+
+    #[tokio::test]
+    async fn a_preflight_is_answered_here_and_never_forwarded() {
+        let resp = PreflightLayer
+            .layer(recorder())
+            .oneshot(preflight("https://app.test"))
+            .await
+            .expect("granted");
+        assert_eq!(resp.status(), 204);
+        assert_eq!(
+            resp.headers()["access-control-allow-origin"],
+            "https://app.test"
+        );
+        // The recorder would have echoed the request's headers.
+        assert!(!resp.headers().contains_key("x-seen-origin"));
+        let out = PreflightLayer
+            .layer(recorder())
+            .oneshot(preflight("https://evil.test"))
+            .await;
+        assert!(matches!(
+            out,
+            Err(Rejection {
+                error: GatewayError::CorsDenied,
+                ..
+            })
+        ));
+    }
+}

@@ -193,3 +193,51 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::testing::{recorder, routed, snapshot};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn an_ip_policy_counts_before_auth_and_refuses_past_its_budget() {
+        let s = snapshot(
+            "[rate_limits.tight]\nkey = \"ip\"\nrate = \"2/1m\"\n\n\
+             [[routes]]\nname = \"orders\"\npath = \"/orders/**\"\nupstream = \"echo\"\n\
+             rate_limit = \"tight\"\n",
+        );
+        let before = RateLimitLayer::before_auth().layer(recorder());
+        let after = RateLimitLayer::after_auth().layer(recorder());
+        // The after-auth copy never counts an IP policy.
+        for _ in 0..5 {
+            let out = after
+                .clone()
+                .oneshot(routed(&s, "/orders/1", "orders"))
+                .await;
+            assert!(out.is_ok());
+        }
+        for _ in 0..2 {
+            let out = before
+                .clone()
+                .oneshot(routed(&s, "/orders/1", "orders"))
+                .await;
+            assert!(out.is_ok());
+        }
+        match before.oneshot(routed(&s, "/orders/1", "orders")).await {
+            Err(Rejection {
+                error:
+                    GatewayError::RateLimited {
+                        policy,
+                        retry_after,
+                        ..
+                    },
+                ..
+            }) => {
+                assert_eq!(policy, "tight");
+                assert!(retry_after >= 1);
+            }
+            other => panic!("expected 429, got {:?}", other.map(|r| r.status())),
+        }
+    }
+}

@@ -74,3 +74,26 @@ where
         Poll::Ready(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::Body;
+    use crate::layer::testing::{request_with_ctx, snapshot};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn on_when_configured_only() {
+        for on in [true, false] {
+            let s = snapshot(&format!("[server]\nsecurity_headers = {on}\n"));
+            let svc = SecurityHeadersLayer.layer(tower::service_fn(|_req: Request<()>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Body::Empty))
+            }));
+            let resp = svc
+                .oneshot(request_with_ctx(&s, "/"))
+                .await
+                .expect("infallible");
+            assert_eq!(resp.headers().contains_key("x-content-type-options"), on);
+        }
+    }
+}
