@@ -45,7 +45,11 @@ pub enum UsersAction {
     Add {
         username: String,
         /// Comma-separated roles from the `[roles]` table.
-        #[arg(long, value_delimiter = ',', help = "Comma-separated roles from [roles]")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            help = "Comma-separated roles from [roles]"
+        )]
         roles: Vec<String>,
     },
     /// List users (store and static).
