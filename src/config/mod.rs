@@ -5,7 +5,6 @@
 //! the key and the fix. The rest of the crate only ever sees a valid `Config`.
 
 mod file;
-mod token_service;
 pub(crate) mod units;
 mod validate;
 

@@ -9,7 +9,7 @@
 //! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata |
 //!
 //! Access tokens are RFC 9068 JWTs (`typ: at+jwt`, `kid`) signed with
-//! `[tokens] signing_key`. Users come from the store (`store.rs`: SQLite by default,
+//! `[tokens] signing_key`. Users come from the store (`store/`: SQLite by default,
 //! PostgreSQL for fleets) or from read-only `[[users.static]]` entries; passwords are
 //! argon2id (`password.rs`). `[roles]` maps a user's roles to the scopes a token may
 //! carry. `/token` and `/register` are limited by the `login` (client IP + username)
