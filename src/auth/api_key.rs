@@ -52,14 +52,14 @@ pub struct ApiKeys {
 
 /// What the API key header holds.
 #[derive(Debug)]
-pub enum Presented {
+pub(crate) enum Presented {
     Missing,
     Known(Principal),
     Unknown,
 }
 
 impl ApiKeys {
-    pub fn new(header: HeaderName, keys: Vec<(String, ApiKeyEntry)>) -> ApiKeys {
+    pub(crate) fn new(header: HeaderName, keys: Vec<(String, ApiKeyEntry)>) -> ApiKeys {
         ApiKeys {
             header,
             by_hash: keys.into_iter().collect(),
@@ -67,7 +67,7 @@ impl ApiKeys {
     }
 
     /// Looks up the key the request presents (exactly one header value).
-    pub fn check(&self, headers: &HeaderMap) -> Presented {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Presented {
         let mut values = headers.get_all(&self.header).iter();
         let (Some(v), None) = (values.next(), values.next()) else {
             return if headers.contains_key(&self.header) {

@@ -32,7 +32,7 @@ pub struct Pattern {
 
 impl Pattern {
     /// Compiles a pattern; the error says what to write instead.
-    pub fn parse(raw: &str) -> Result<Pattern, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Pattern, String> {
         let Some(rest) = raw.strip_prefix('/') else {
             return Err(format!("\"{raw}\" must start with '/'"));
         };
@@ -105,7 +105,7 @@ impl Pattern {
     }
 
     /// The literal segments before the first parameter or wildcard, as a path.
-    pub fn literal_prefix(&self) -> String {
+    pub(crate) fn literal_prefix(&self) -> String {
         let mut out = String::new();
         for s in &self.segs {
             match s {
@@ -120,7 +120,7 @@ impl Pattern {
     }
 
     /// Whether the pattern matches a canonical path split by [`split_path`].
-    pub fn matches_segments(&self, path: &[&str]) -> bool {
+    pub(crate) fn matches_segments(&self, path: &[&str]) -> bool {
         self.matches(path)
     }
 
@@ -148,32 +148,32 @@ impl Pattern {
     }
 
     /// Orders patterns from most to least specific.
-    pub fn specificity_cmp(&self, other: &Pattern) -> Ordering {
+    pub(crate) fn specificity_cmp(&self, other: &Pattern) -> Ordering {
         other.ranks().cmp(self.ranks())
     }
 
     /// Two patterns that match exactly the same paths.
-    pub fn same_shape(&self, other: &Pattern) -> bool {
+    pub(crate) fn same_shape(&self, other: &Pattern) -> bool {
         self.segs == other.segs && self.prefix == other.prefix
     }
 }
 
 /// Splits a canonical path into the segments patterns match against
 /// (`/` → `[""]`, `/a/` → `["a", ""]`).
-pub fn split_path(path: &str) -> Vec<&str> {
+pub(crate) fn split_path(path: &str) -> Vec<&str> {
     path.strip_prefix('/').unwrap_or(path).split('/').collect()
 }
 
 /// A `Host` value (or HTTP/2 authority) as routes compare it: lower-case, without the
 /// port (`API.Example.com:8080` → `api.example.com`, `[::1]:80` → `[::1]`); `None` if
 /// it is not a valid authority.
-pub fn normalize_host(raw: &str) -> Option<String> {
+pub(crate) fn normalize_host(raw: &str) -> Option<String> {
     let authority: http::uri::Authority = raw.parse().ok()?;
     Some(authority.host().to_ascii_lowercase())
 }
 
 /// The methods a route accepts; `None` = any.
-pub fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
+pub(crate) fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
     match methods {
         None => true,
         Some(list) => list
@@ -191,7 +191,7 @@ pub trait Routable {
 
 /// What the router decided.
 #[derive(Debug)]
-pub enum Matched<'a, R> {
+pub(crate) enum Matched<'a, R> {
     Route(&'a R),
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -206,7 +206,7 @@ pub struct Router<R> {
 
 impl<R: Routable> Router<R> {
     /// Sorts the routes by specificity (stable, so file order breaks ties).
-    pub fn new(mut routes: Vec<R>) -> Router<R> {
+    pub(crate) fn new(mut routes: Vec<R>) -> Router<R> {
         routes.sort_by(|a, b| {
             a.pattern()
                 .specificity_cmp(b.pattern())
@@ -217,7 +217,7 @@ impl<R: Routable> Router<R> {
     }
 
     /// Whether any route names a host (if none does, the request's host is not needed).
-    pub fn uses_hosts(&self) -> bool {
+    pub(crate) fn uses_hosts(&self) -> bool {
         self.uses_hosts
     }
 
@@ -228,7 +228,7 @@ impl<R: Routable> Router<R> {
 
     /// Finds the route for a canonical path. `host` is the request's host, lower-case,
     /// without the port.
-    pub fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_, R> {
+    pub(crate) fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_, R> {
         match self.find_index(method, host, path) {
             Ok(i) => Matched::Route(&self.routes[i]),
             Err(Some(allow)) => Matched::MethodNotAllowed(allow),
@@ -238,7 +238,7 @@ impl<R: Routable> Router<R> {
 
     /// [`Router::find`] by position in [`Router::routes`]: `Ok(index)`, or `Err` with
     /// the methods the path allows (`None`: no route has the path).
-    pub fn find_index(
+    pub(crate) fn find_index(
         &self,
         method: &Method,
         host: Option<&str>,

@@ -21,11 +21,11 @@
 //! and the revoked-`jti` deny-list) lives as long as the process.
 
 pub mod admin;
-pub mod denylist;
-pub mod endpoint;
+pub(crate) mod denylist;
+pub(crate) mod endpoint;
 mod grants;
-pub mod hashing;
-pub mod keys;
+pub(crate) mod hashing;
+pub(crate) mod keys;
 pub mod password;
 pub mod store;
 
@@ -42,7 +42,7 @@ use password::Hasher;
 use store::{Store, StoreError};
 
 /// Seconds since the epoch.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     i64::try_from(crate::auth::jwt::now_secs()).unwrap_or(i64::MAX)
 }
 
@@ -64,7 +64,7 @@ pub enum Grant {
 }
 
 impl Grant {
-    pub fn parse(s: &str) -> Option<Grant> {
+    pub(crate) fn parse(s: &str) -> Option<Grant> {
         match s {
             "password" => Some(Grant::Password),
             "refresh_token" => Some(Grant::RefreshToken),
@@ -73,7 +73,7 @@ impl Grant {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Grant::Password => "password",
             Grant::RefreshToken => "refresh_token",
@@ -156,7 +156,7 @@ pub struct TokenService {
 
 impl TokenService {
     /// The scopes a set of roles allows.
-    pub fn role_scopes(roles: &[String], map: &HashMap<String, Vec<String>>) -> Vec<String> {
+    pub(crate) fn role_scopes(roles: &[String], map: &HashMap<String, Vec<String>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for r in roles {
             for s in map.get(r).into_iter().flatten() {
@@ -170,7 +170,7 @@ impl TokenService {
 
     /// Writes the signing keys generated for missing files (mode 0600, never
     /// overwriting a file that appeared meanwhile).
-    pub fn persist_created_keys(&self) -> std::io::Result<()> {
+    pub(crate) fn persist_created_keys(&self) -> std::io::Result<()> {
         use std::io::Write as _;
         for (path, pem) in &self.created_keys {
             if let Some(dir) = path.parent() {

@@ -36,7 +36,7 @@ impl Default for Argon2Params {
 
 impl Argon2Params {
     /// Checks the parameters; the error is a sentence for the configuration report.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map(|_| ())
             .map_err(|e| format!("not usable argon2 parameters: {e}"))?;
@@ -177,14 +177,14 @@ impl Hasher {
 }
 
 /// Whether a stored hash is a bcrypt hash.
-pub fn is_bcrypt(stored: &str) -> bool {
+pub(crate) fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"]
         .iter()
         .any(|p| stored.starts_with(p))
 }
 
 /// Whether a string looks like a hash this module can verify (for config checks).
-pub fn is_supported_hash(stored: &str) -> bool {
+pub(crate) fn is_supported_hash(stored: &str) -> bool {
     if is_bcrypt(stored) {
         return stored.parse::<bcrypt::HashParts>().is_ok();
     }
