@@ -38,14 +38,18 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
 /// What a configured key stands for.
 #[derive(Debug, Clone)]
 pub struct ApiKeyEntry {
+    /// The `sub` the upstream is told.
     pub subject: String,
+    /// Scopes the key grants.
     pub scopes: Vec<String>,
+    /// Roles the key grants.
     pub roles: Vec<String>,
 }
 
 /// The configured keys, by digest.
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
+    /// The header the key is read from (`[identity] api_key_header`).
     pub header: HeaderName,
     by_hash: HashMap<String, ApiKeyEntry>,
 }

@@ -184,8 +184,11 @@ pub(crate) fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
 
 /// Anything the router can pick: the route's pattern, host and methods.
 pub trait Routable {
+    /// The path pattern.
     fn pattern(&self) -> &Pattern;
+    /// The host it is limited to (lower-case), if any.
     fn host(&self) -> Option<&str>;
+    /// The methods it accepts; `None`: every method.
     fn methods(&self) -> Option<&[Method]>;
 }
 

@@ -19,7 +19,9 @@ use ring::rand::SecureRandom as _;
 pub struct Argon2Params {
     /// Memory in KiB.
     pub memory_kib: u32,
+    /// Passes over the memory (argon2 `t`).
     pub iterations: u32,
+    /// Lanes (argon2 `p`).
     pub parallelism: u32,
 }
 
@@ -50,7 +52,9 @@ impl Argon2Params {
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Wrong password (or not a hash this hasher reads).
     Invalid,
+    /// Right password, and the hash is current.
     Valid,
     /// Valid, but the hash is bcrypt or uses other parameters: store a new one.
     ValidNeedsRehash,
@@ -82,6 +86,7 @@ struct Work {
 pub struct HashError(String);
 
 impl Hasher {
+    /// A hasher that makes argon2id hashes with `params`.
     pub fn new(params: Argon2Params) -> Hasher {
         Hasher {
             params,
@@ -99,6 +104,7 @@ impl Hasher {
         )
     }
 
+    /// The parameters new hashes are made with.
     pub fn params(&self) -> Argon2Params {
         self.params
     }
