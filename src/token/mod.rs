@@ -22,7 +22,7 @@
 
 pub mod admin;
 pub(crate) mod denylist;
-pub(crate) mod endpoint;
+pub mod endpoint;
 mod grants;
 pub(crate) mod hashing;
 pub(crate) mod keys;
