@@ -38,28 +38,32 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
 /// What a configured key stands for.
 #[derive(Debug, Clone)]
 pub struct ApiKeyEntry {
+    /// The `sub` the upstream is told.
     pub subject: String,
+    /// Scopes the key grants.
     pub scopes: Vec<String>,
+    /// Roles the key grants.
     pub roles: Vec<String>,
 }
 
 /// The configured keys, by digest.
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
+    /// The header the key is read from (`[identity] api_key_header`).
     pub header: HeaderName,
     by_hash: HashMap<String, ApiKeyEntry>,
 }
 
 /// What the API key header holds.
 #[derive(Debug)]
-pub enum Presented {
+pub(crate) enum Presented {
     Missing,
     Known(Principal),
     Unknown,
 }
 
 impl ApiKeys {
-    pub fn new(header: HeaderName, keys: Vec<(String, ApiKeyEntry)>) -> ApiKeys {
+    pub(crate) fn new(header: HeaderName, keys: Vec<(String, ApiKeyEntry)>) -> ApiKeys {
         ApiKeys {
             header,
             by_hash: keys.into_iter().collect(),
@@ -67,7 +71,7 @@ impl ApiKeys {
     }
 
     /// Looks up the key the request presents (exactly one header value).
-    pub fn check(&self, headers: &HeaderMap) -> Presented {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Presented {
         let mut values = headers.get_all(&self.header).iter();
         let (Some(v), None) = (values.next(), values.next()) else {
             return if headers.contains_key(&self.header) {

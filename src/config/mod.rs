@@ -5,7 +5,6 @@
 //! the key and the fix. The rest of the crate only ever sees a valid `Config`.
 
 mod file;
-mod token_service;
 pub(crate) mod units;
 mod validate;
 
@@ -33,8 +32,11 @@ pub use validate::parse_str;
 pub struct Config {
     /// Where it was read from (for messages).
     pub source: PathBuf,
+    /// `[server]`.
     pub server: ServerConfig,
+    /// `[[upstreams]]`, in file order.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// `[[routes]]`, ready to match requests.
     pub router: Router<Route>,
     /// `[tokens]`: verification of Portcullis' own access tokens; `None` = no key is
     /// configured, so no token can be valid.
@@ -58,28 +60,41 @@ pub struct Config {
 /// `[server]`, typed.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The proxy listener (`listen`).
     pub listen: SocketAddr,
+    /// The admin listener (`/healthz`, `/readyz`), if any.
     pub admin_listen: Option<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Largest total size of the request headers (`431`).
     pub max_header_bytes: usize,
+    /// Largest request body (`413`); a route may override it.
     pub max_body_bytes: u64,
+    /// Deadline until the response headers (`504`); a route may override it.
     pub request_timeout: Duration,
+    /// How long in-flight requests may finish on shutdown.
     pub shutdown_drain: Duration,
+    /// Worker threads (one runtime each); `None`: one per CPU.
     pub worker_threads: Option<usize>,
     /// Lower-case, ends with `-`.
     pub identity_header_prefix: String,
+    /// `400` for header names with `_` or `.` (some servers read them as `-`).
     pub reject_underscore_headers: bool,
+    /// Whether the access log is written.
     pub access_log: bool,
     /// Canonical path of the forward-auth endpoint, if enabled.
     pub forward_auth_path: Option<String>,
+    /// Add `nosniff`, `X-Frame-Options` and `Referrer-Policy` to responses lacking them.
     pub security_headers: bool,
     /// Query parameters whose values the access log shows.
     pub access_log_query: Vec<String>,
     /// Access log file (stdout when `None`), and its rotation.
     pub access_log_file: Option<PathBuf>,
+    /// "daily", "hourly", "minutely" or "never".
     pub access_log_rotation: String,
     /// Application logs: level (an EnvFilter directive) and "json" or "text".
     pub log_level: String,
+    /// "json" or "text".
     pub log_format: String,
     /// HTTP/1 request heads must arrive within this time (`408`).
     pub header_read_timeout: Duration,
@@ -102,12 +117,15 @@ pub enum UpstreamTarget {
     Echo,
     /// An HTTP server: scheme, authority and an optional base path (no trailing `/`).
     Http {
+        /// The URL's scheme (`http`).
         scheme: Scheme,
+        /// The URL's `host[:port]`.
         authority: Authority,
         /// `authority` as a `Host` header value.
         host_header: http::HeaderValue,
         /// `host:port` to connect to: the URL's port, else the scheme's default.
         connect_to: String,
+        /// Path prefix for every forwarded request (no trailing `/`).
         base_path: String,
     },
 }
@@ -115,12 +133,19 @@ pub enum UpstreamTarget {
 /// One `[[upstreams]]` entry, typed.
 #[derive(Debug, Clone)]
 pub struct Upstream {
+    /// Its unique name, as routes refer to it.
     pub name: String,
+    /// Where its requests go.
     pub target: UpstreamTarget,
+    /// Connect deadline (`502`).
     pub connect_timeout: Duration,
+    /// Deadline for the response head (`504`).
     pub response_timeout: Duration,
+    /// Forward the client's `Host` instead of the upstream's.
     pub preserve_host: bool,
+    /// How long an idle keep-alive connection is kept.
     pub pool_idle_timeout: Duration,
+    /// Most idle keep-alive connections kept.
     pub pool_max_idle_per_host: usize,
 }
 
@@ -138,13 +163,19 @@ pub enum AuthMode {
 /// One `[[routes]]` entry, typed.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// Its name (the path pattern when unnamed), in logs and metrics.
     pub name: String,
+    /// The canonical path pattern it matches.
     pub pattern: Pattern,
+    /// Methods it matches; `None`: every method.
     pub methods: Option<Vec<Method>>,
     /// Lower-case, without port.
     pub host: Option<String>,
+    /// Where its requests are forwarded.
     pub upstream: Arc<Upstream>,
+    /// Leading path segments removed before forwarding.
     pub strip_prefix: Option<String>,
+    /// Whether a token is needed.
     pub auth: AuthMode,
     /// Every one of these scopes is required.
     pub scopes: Vec<String>,
@@ -156,7 +187,9 @@ pub struct Route {
     pub pass_authorization: bool,
     /// `[rate_limits]` policy by name, `"none"`, or `None` for the `default` policy.
     pub rate_limit: Option<String>,
+    /// Header changes on the way to the upstream.
     pub request_headers: Option<Arc<crate::middleware::transform::HeaderTransform>>,
+    /// Header changes on the way back to the client.
     pub response_headers: Option<Arc<crate::middleware::transform::HeaderTransform>>,
     /// Overrides `server.request_timeout`.
     pub request_timeout: Option<Duration>,
@@ -185,14 +218,18 @@ impl Routable for Route {
 pub struct ConfigIssue {
     /// Dotted key path, e.g. `routes[2].upstream`.
     pub key: String,
+    /// What is wrong with the value.
     pub problem: String,
+    /// How to correct it.
     pub fix: String,
 }
 
 /// Every problem found in a configuration file.
 #[derive(Debug, Clone)]
 pub struct ConfigErrors {
+    /// The file that was read.
     pub file: PathBuf,
+    /// Every problem, in file order.
     pub issues: Vec<ConfigIssue>,
 }
 

@@ -3,11 +3,12 @@
 //! This file owns the walk over the top-level sections ([`parse_str`]) and the
 //! [`Issues`] collector; each section is checked in a file of its own below
 //! (`server`, `upstreams`, `routes`, `cors`, `headers`, `tokens`, `keys`, `issuers`,
-//! `api_keys`, `rate_limits`; the token service's sections in `config/token_service.rs`).
+//! `api_keys`, `rate_limits`; the token service's `token_service`, `clients`, `users`).
 //! Checks never stop at the first problem: every issue is collected so that one run
 //! reports all of them.
 
 mod api_keys;
+mod clients;
 mod cors;
 mod headers;
 mod issuers;
@@ -15,8 +16,10 @@ mod keys;
 mod rate_limits;
 mod routes;
 mod server;
+mod token_service;
 mod tokens;
 mod upstreams;
+mod users;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -37,23 +40,17 @@ use issuers::issuers;
 use rate_limits::rate_limits;
 use routes::routes;
 use server::server;
-use tokens::tokens;
-pub(super) use tokens::OwnKeys;
+use tokens::{tokens, OwnKeys};
 use upstreams::upstreams;
 
 const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits, cors";
 
 /// Collects issues while validating.
 #[derive(Default)]
-pub(super) struct Issues(pub(super) Vec<ConfigIssue>);
+struct Issues(Vec<ConfigIssue>);
 
 impl Issues {
-    pub(super) fn add(
-        &mut self,
-        key: impl Into<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) {
+    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
         self.0.push(ConfigIssue {
             key: key.into(),
             problem: problem.into(),
@@ -63,7 +60,7 @@ impl Issues {
 
     /// A duration that must be longer than zero (timeouts, lifetimes, intervals): a
     /// zero timeout would fail every request, a zero lifetime every token.
-    pub(super) fn duration(&mut self, key: String, value: &str) -> Duration {
+    fn duration(&mut self, key: String, value: &str) -> Duration {
         let d = self.duration_or_zero(key.clone(), value);
         if d.is_zero() && parse_duration(value).is_ok() {
             self.add(
@@ -76,25 +73,21 @@ impl Issues {
     }
 
     /// A duration where zero means "none" (a leeway, a cache age).
-    pub(super) fn duration_or_zero(&mut self, key: String, value: &str) -> Duration {
+    fn duration_or_zero(&mut self, key: String, value: &str) -> Duration {
         parse_duration(value).unwrap_or_else(|e| {
             self.add(key, format!("\"{value}\" is not a duration"), e);
             Duration::ZERO
         })
     }
 
-    pub(super) fn size(&mut self, key: String, value: &str) -> u64 {
+    fn size(&mut self, key: String, value: &str) -> u64 {
         parse_size(value).unwrap_or_else(|e| {
             self.add(key, format!("\"{value}\" is not a size"), e);
             0
         })
     }
 
-    pub(super) fn section<T: DeserializeOwned>(
-        &mut self,
-        key: String,
-        value: toml::Value,
-    ) -> Option<T> {
+    fn section<T: DeserializeOwned>(&mut self, key: String, value: toml::Value) -> Option<T> {
         match value.try_into::<T>() {
             Ok(v) => Some(v),
             Err(e) => {
@@ -109,11 +102,7 @@ impl Issues {
         }
     }
 
-    pub(super) fn array<T: DeserializeOwned>(
-        &mut self,
-        key: &str,
-        value: toml::Value,
-    ) -> Vec<Option<T>> {
+    fn array<T: DeserializeOwned>(&mut self, key: &str, value: toml::Value) -> Vec<Option<T>> {
         match value {
             toml::Value::Array(items) => items
                 .into_iter()
@@ -134,7 +123,7 @@ impl Issues {
 
 /// A table key as it is written in TOML: bare when it may be (`A-Za-z0-9_-`), quoted
 /// otherwise, so that a report names `""`, `"a b"` or `"x.y"` unambiguously.
-pub(super) fn key_segment(name: &str) -> String {
+fn key_segment(name: &str) -> String {
     let bare = !name.is_empty()
         && name
             .bytes()
@@ -175,7 +164,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut issuer_files: Vec<Option<IssuerFile>> = Vec::new();
     let mut rate_limit_table: Option<toml::Value> = None;
     let mut cors_file: Option<super::file::CorsFile> = None;
-    let mut service_files = super::token_service::Files {
+    let mut service_files = token_service::Files {
         users: None,
         clients: Vec::new(),
         registration: None,
@@ -232,7 +221,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         Some((v, own)) => (Some(v), own),
         None => (None, OwnKeys::default()),
     };
-    let token_service = super::token_service::token_service(
+    let token_service = token_service::token_service(
         &mut issues,
         tokens_file.as_ref(),
         own,

@@ -32,7 +32,7 @@ pub struct Pattern {
 
 impl Pattern {
     /// Compiles a pattern; the error says what to write instead.
-    pub fn parse(raw: &str) -> Result<Pattern, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Pattern, String> {
         let Some(rest) = raw.strip_prefix('/') else {
             return Err(format!("\"{raw}\" must start with '/'"));
         };
@@ -105,7 +105,7 @@ impl Pattern {
     }
 
     /// The literal segments before the first parameter or wildcard, as a path.
-    pub fn literal_prefix(&self) -> String {
+    pub(crate) fn literal_prefix(&self) -> String {
         let mut out = String::new();
         for s in &self.segs {
             match s {
@@ -120,7 +120,7 @@ impl Pattern {
     }
 
     /// Whether the pattern matches a canonical path split by [`split_path`].
-    pub fn matches_segments(&self, path: &[&str]) -> bool {
+    pub(crate) fn matches_segments(&self, path: &[&str]) -> bool {
         self.matches(path)
     }
 
@@ -148,32 +148,32 @@ impl Pattern {
     }
 
     /// Orders patterns from most to least specific.
-    pub fn specificity_cmp(&self, other: &Pattern) -> Ordering {
+    pub(crate) fn specificity_cmp(&self, other: &Pattern) -> Ordering {
         other.ranks().cmp(self.ranks())
     }
 
     /// Two patterns that match exactly the same paths.
-    pub fn same_shape(&self, other: &Pattern) -> bool {
+    pub(crate) fn same_shape(&self, other: &Pattern) -> bool {
         self.segs == other.segs && self.prefix == other.prefix
     }
 }
 
 /// Splits a canonical path into the segments patterns match against
 /// (`/` → `[""]`, `/a/` → `["a", ""]`).
-pub fn split_path(path: &str) -> Vec<&str> {
+pub(crate) fn split_path(path: &str) -> Vec<&str> {
     path.strip_prefix('/').unwrap_or(path).split('/').collect()
 }
 
 /// A `Host` value (or HTTP/2 authority) as routes compare it: lower-case, without the
 /// port (`API.Example.com:8080` → `api.example.com`, `[::1]:80` → `[::1]`); `None` if
 /// it is not a valid authority.
-pub fn normalize_host(raw: &str) -> Option<String> {
+pub(crate) fn normalize_host(raw: &str) -> Option<String> {
     let authority: http::uri::Authority = raw.parse().ok()?;
     Some(authority.host().to_ascii_lowercase())
 }
 
 /// The methods a route accepts; `None` = any.
-pub fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
+pub(crate) fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
     match methods {
         None => true,
         Some(list) => list
@@ -184,14 +184,17 @@ pub fn method_allowed(methods: Option<&[Method]>, m: &Method) -> bool {
 
 /// Anything the router can pick: the route's pattern, host and methods.
 pub trait Routable {
+    /// The path pattern.
     fn pattern(&self) -> &Pattern;
+    /// The host it is limited to (lower-case), if any.
     fn host(&self) -> Option<&str>;
+    /// The methods it accepts; `None`: every method.
     fn methods(&self) -> Option<&[Method]>;
 }
 
 /// What the router decided.
 #[derive(Debug)]
-pub enum Matched<'a, R> {
+pub(crate) enum Matched<'a, R> {
     Route(&'a R),
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -206,7 +209,7 @@ pub struct Router<R> {
 
 impl<R: Routable> Router<R> {
     /// Sorts the routes by specificity (stable, so file order breaks ties).
-    pub fn new(mut routes: Vec<R>) -> Router<R> {
+    pub(crate) fn new(mut routes: Vec<R>) -> Router<R> {
         routes.sort_by(|a, b| {
             a.pattern()
                 .specificity_cmp(b.pattern())
@@ -217,7 +220,7 @@ impl<R: Routable> Router<R> {
     }
 
     /// Whether any route names a host (if none does, the request's host is not needed).
-    pub fn uses_hosts(&self) -> bool {
+    pub(crate) fn uses_hosts(&self) -> bool {
         self.uses_hosts
     }
 
@@ -228,7 +231,7 @@ impl<R: Routable> Router<R> {
 
     /// Finds the route for a canonical path. `host` is the request's host, lower-case,
     /// without the port.
-    pub fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_, R> {
+    pub(crate) fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_, R> {
         match self.find_index(method, host, path) {
             Ok(i) => Matched::Route(&self.routes[i]),
             Err(Some(allow)) => Matched::MethodNotAllowed(allow),
@@ -238,7 +241,7 @@ impl<R: Routable> Router<R> {
 
     /// [`Router::find`] by position in [`Router::routes`]: `Ok(index)`, or `Err` with
     /// the methods the path allows (`None`: no route has the path).
-    pub fn find_index(
+    pub(crate) fn find_index(
         &self,
         method: &Method,
         host: Option<&str>,
@@ -282,126 +285,4 @@ impl<R: Routable> Router<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug)]
-    struct R(Pattern, Option<String>, Option<Vec<Method>>, &'static str);
-    impl Routable for R {
-        fn pattern(&self) -> &Pattern {
-            &self.0
-        }
-        fn host(&self) -> Option<&str> {
-            self.1.as_deref()
-        }
-        fn methods(&self) -> Option<&[Method]> {
-            self.2.as_deref()
-        }
-    }
-
-    fn r(p: &str, host: Option<&str>, methods: &[&str], name: &'static str) -> R {
-        let m = if methods.is_empty() {
-            None
-        } else {
-            Some(
-                methods
-                    .iter()
-                    .map(|m| Method::from_bytes(m.as_bytes()).expect("method"))
-                    .collect(),
-            )
-        };
-        R(
-            Pattern::parse(p).expect("pattern"),
-            host.map(str::to_string),
-            m,
-            name,
-        )
-    }
-
-    fn router() -> Router<R> {
-        Router::new(vec![
-            r("/**", None, &[], "catchall"),
-            r("/items/**", None, &["POST", "PUT", "DELETE"], "items-write"),
-            r("/items/{id}", None, &["GET"], "item"),
-            r("/items/special", None, &["GET"], "special"),
-            r("/items", None, &["GET"], "list"),
-            r("/admin/**", Some("admin.local"), &[], "admin-host"),
-            r("/only-get", None, &["GET"], "only-get"),
-            r("/", None, &["GET"], "root"),
-        ])
-    }
-
-    fn pick(method: &str, host: Option<&str>, path: &str) -> String {
-        let rt = router();
-        match rt.find(
-            &Method::from_bytes(method.as_bytes()).expect("m"),
-            host,
-            path,
-        ) {
-            Matched::Route(r) => r.3.to_string(),
-            Matched::MethodNotAllowed(a) => format!("405 {a:?}"),
-            Matched::NotFound => "404".to_string(),
-        }
-    }
-
-    #[test]
-    fn most_specific_wins() {
-        assert_eq!(pick("GET", None, "/items/special"), "special");
-        assert_eq!(pick("GET", None, "/items/42"), "item");
-        assert_eq!(pick("HEAD", None, "/items/42"), "item");
-        assert_eq!(pick("POST", None, "/items/42"), "items-write");
-        assert_eq!(pick("GET", None, "/items"), "list");
-        assert_eq!(pick("GET", None, "/items/"), "catchall");
-        assert_eq!(pick("GET", None, "/"), "root");
-        assert_eq!(pick("GET", Some("admin.local"), "/admin/x"), "admin-host");
-        assert_eq!(pick("GET", Some("other"), "/admin/x"), "catchall");
-        assert_eq!(pick("GET", None, "/admin/x"), "catchall");
-    }
-
-    #[test]
-    fn not_found_and_method_not_allowed() {
-        let rt = Router::new(vec![
-            r("/only-get", None, &["GET"], "g"),
-            r("/items/{id}", None, &["GET", "PUT"], "i"),
-        ]);
-        assert!(matches!(
-            rt.find(&Method::GET, None, "/nothing"),
-            Matched::NotFound
-        ));
-        assert!(matches!(
-            rt.find(&Method::GET, None, "/items/"),
-            Matched::NotFound
-        ));
-        assert!(matches!(
-            rt.find(&Method::GET, None, "/items/1/2"),
-            Matched::NotFound
-        ));
-        match rt.find(&Method::DELETE, None, "/items/1") {
-            Matched::MethodNotAllowed(a) => {
-                assert_eq!(a, vec![Method::GET, Method::HEAD, Method::PUT])
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn patterns_are_validated() {
-        assert!(Pattern::parse("items").is_err());
-        assert!(Pattern::parse("/a/**/b").is_err());
-        assert!(Pattern::parse("/a/{}").is_err());
-        assert!(Pattern::parse("/a/x{id}").is_err());
-        assert!(Pattern::parse("/a//b").is_err());
-        assert!(Pattern::parse("/a/../b").is_err());
-        assert!(Pattern::parse("/a;b").is_err());
-        assert!(Pattern::parse("/%61dmin").is_err());
-        assert!(Pattern::parse("/items/{id}").is_ok());
-        assert!(Pattern::parse("/**").is_ok());
-        assert!(Pattern::parse("/").is_ok());
-        assert_eq!(
-            Pattern::parse("/api/v1/{id}/**")
-                .expect("p")
-                .literal_prefix(),
-            "/api/v1"
-        );
-    }
-}
+mod tests;

@@ -44,8 +44,12 @@ pub enum UsersAction {
     /// Add a user; the password is read from a prompt or stdin.
     Add {
         username: String,
-        /// Comma-separated roles from [roles].
-        #[arg(long, value_delimiter = ',')]
+        /// Comma-separated roles from the `[roles]` table.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            help = "Comma-separated roles from [roles]"
+        )]
         roles: Vec<String>,
     },
     /// List users (store and static).

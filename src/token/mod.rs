@@ -9,7 +9,7 @@
 //! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata |
 //!
 //! Access tokens are RFC 9068 JWTs (`typ: at+jwt`, `kid`) signed with
-//! `[tokens] signing_key`. Users come from the store (`store.rs`: SQLite by default,
+//! `[tokens] signing_key`. Users come from the store (`store/`: SQLite by default,
 //! PostgreSQL for fleets) or from read-only `[[users.static]]` entries; passwords are
 //! argon2id (`password.rs`). `[roles]` maps a user's roles to the scopes a token may
 //! carry. `/token` and `/register` are limited by the `login` (client IP + username)
@@ -21,11 +21,11 @@
 //! and the revoked-`jti` deny-list) lives as long as the process.
 
 pub mod admin;
-pub mod denylist;
+pub(crate) mod denylist;
 pub mod endpoint;
 mod grants;
-pub mod hashing;
-pub mod keys;
+pub(crate) mod hashing;
+pub(crate) mod keys;
 pub mod password;
 pub mod store;
 
@@ -42,7 +42,7 @@ use password::Hasher;
 use store::{Store, StoreError};
 
 /// Seconds since the epoch.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     i64::try_from(crate::auth::jwt::now_secs()).unwrap_or(i64::MAX)
 }
 
@@ -58,13 +58,16 @@ pub enum ScopePolicy {
 /// An OAuth grant Portcullis implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
+    /// RFC 6749 §4.3.
     Password,
+    /// RFC 6749 §6.
     RefreshToken,
+    /// RFC 6749 §4.4.
     ClientCredentials,
 }
 
 impl Grant {
-    pub fn parse(s: &str) -> Option<Grant> {
+    pub(crate) fn parse(s: &str) -> Option<Grant> {
         match s {
             "password" => Some(Grant::Password),
             "refresh_token" => Some(Grant::RefreshToken),
@@ -73,7 +76,7 @@ impl Grant {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Grant::Password => "password",
             Grant::RefreshToken => "refresh_token",
@@ -85,9 +88,11 @@ impl Grant {
 /// One `[[clients]]` entry.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Its unique id.
     pub client_id: String,
     /// SHA-256 of the secret (lower-case hex); `None` for a public client.
     pub secret_sha256: Option<String>,
+    /// The grants it may use.
     pub grants: Vec<Grant>,
     /// Scopes this client may obtain; for the password grant an empty list means "no
     /// limit beyond the user's roles".
@@ -97,22 +102,29 @@ pub struct Client {
 /// A user declared in the configuration (`[[users.static]]` or `[[users.seed]]`).
 #[derive(Debug, Clone)]
 pub struct ConfigUser {
+    /// Unique; see [`valid_username`].
     pub username: String,
+    /// argon2id (or bcrypt) PHC string, never a password.
     pub password_hash: String,
+    /// Role names from `[roles]`.
     pub roles: Vec<String>,
 }
 
 /// `[registration]` when enabled.
 #[derive(Debug, Clone)]
 pub struct Registration {
+    /// Roles every registered user gets.
     pub default_roles: Vec<String>,
+    /// Shortest password accepted, in characters.
     pub min_password_length: usize,
 }
 
 /// `[users] max_concurrent_hashes` and `max_queued_hashes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashLimits {
+    /// Hashes computed at once.
     pub concurrent: usize,
+    /// Hashes waiting; beyond this a login is answered `503`.
     pub queued: usize,
 }
 
@@ -123,14 +135,19 @@ pub struct TokenService {
     pub issuer: String,
     /// `aud` of issued tokens.
     pub audience: String,
+    /// The key named by `[tokens] signing_key`.
     pub signing: Arc<SigningKey>,
     /// Public JWKs of every configured asymmetric key (rotation: all are published).
     pub jwks: serde_json::Value,
+    /// Lifetime of access tokens.
     pub access_ttl: Duration,
+    /// Lifetime of refresh tokens.
     pub refresh_ttl: Duration,
+    /// Whether unavailable requested scopes are dropped or refused.
     pub scope_policy: ScopePolicy,
     /// The public client that requests without client authentication act as.
     pub default_client: Option<String>,
+    /// `[[clients]]`, by id.
     pub clients: HashMap<String, Client>,
     /// Path prefix of `/token`, `/revoke` and `/register` ("" or "/oauth"…).
     pub endpoint_prefix: String,
@@ -142,13 +159,17 @@ pub struct TokenService {
     pub grants: Vec<Grant>,
     /// The store URL (may hold a password: never logged).
     pub store_url: String,
+    /// `[[users.static]]`, by name: read-only, never in the store.
     pub static_users: HashMap<String, ConfigUser>,
+    /// `[[users.seed]]`: added to the store on start when missing.
     pub seed_users: Vec<ConfigUser>,
+    /// Hashes and verifies passwords (`[users] argon2_*`).
     pub hasher: Hasher,
     /// The login policies used when `[rate_limits]` does not configure them.
     pub login_defaults: crate::middleware::rate_limit::LoginDefaults,
     /// The size of the hashing gate (read when the runtime starts).
     pub hash_limits: HashLimits,
+    /// `[registration]`, when enabled.
     pub registration: Option<Registration>,
     /// Signing keys created because `create_if_missing` found no file: written on start.
     pub created_keys: Vec<(std::path::PathBuf, String)>,
@@ -156,7 +177,7 @@ pub struct TokenService {
 
 impl TokenService {
     /// The scopes a set of roles allows.
-    pub fn role_scopes(roles: &[String], map: &HashMap<String, Vec<String>>) -> Vec<String> {
+    pub(crate) fn role_scopes(roles: &[String], map: &HashMap<String, Vec<String>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for r in roles {
             for s in map.get(r).into_iter().flatten() {
@@ -170,7 +191,7 @@ impl TokenService {
 
     /// Writes the signing keys generated for missing files (mode 0600, never
     /// overwriting a file that appeared meanwhile).
-    pub fn persist_created_keys(&self) -> std::io::Result<()> {
+    pub(crate) fn persist_created_keys(&self) -> std::io::Result<()> {
         use std::io::Write as _;
         for (path, pem) in &self.created_keys {
             if let Some(dir) = path.parent() {

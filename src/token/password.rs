@@ -19,7 +19,9 @@ use ring::rand::SecureRandom as _;
 pub struct Argon2Params {
     /// Memory in KiB.
     pub memory_kib: u32,
+    /// Passes over the memory (argon2 `t`).
     pub iterations: u32,
+    /// Lanes (argon2 `p`).
     pub parallelism: u32,
 }
 
@@ -36,7 +38,7 @@ impl Default for Argon2Params {
 
 impl Argon2Params {
     /// Checks the parameters; the error is a sentence for the configuration report.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map(|_| ())
             .map_err(|e| format!("not usable argon2 parameters: {e}"))?;
@@ -50,7 +52,9 @@ impl Argon2Params {
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Wrong password (or not a hash this hasher reads).
     Invalid,
+    /// Right password, and the hash is current.
     Valid,
     /// Valid, but the hash is bcrypt or uses other parameters: store a new one.
     ValidNeedsRehash,
@@ -82,6 +86,7 @@ struct Work {
 pub struct HashError(String);
 
 impl Hasher {
+    /// A hasher that makes argon2id hashes with `params`.
     pub fn new(params: Argon2Params) -> Hasher {
         Hasher {
             params,
@@ -99,6 +104,7 @@ impl Hasher {
         )
     }
 
+    /// The parameters new hashes are made with.
     pub fn params(&self) -> Argon2Params {
         self.params
     }
@@ -177,14 +183,14 @@ impl Hasher {
 }
 
 /// Whether a stored hash is a bcrypt hash.
-pub fn is_bcrypt(stored: &str) -> bool {
+pub(crate) fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"]
         .iter()
         .any(|p| stored.starts_with(p))
 }
 
 /// Whether a string looks like a hash this module can verify (for config checks).
-pub fn is_supported_hash(stored: &str) -> bool {
+pub(crate) fn is_supported_hash(stored: &str) -> bool {
     if is_bcrypt(stored) {
         return stored.parse::<bcrypt::HashParts>().is_ok();
     }
@@ -192,128 +198,4 @@ pub fn is_supported_hash(stored: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cheap() -> Hasher {
-        Hasher::new(Argon2Params {
-            memory_kib: 8 * 1024,
-            iterations: 1,
-            parallelism: 1,
-        })
-    }
-
-    #[test]
-    fn argon2id_round_trip_and_refusals() {
-        let h = cheap();
-        let stored = h.hash("correct horse").expect("hash");
-        assert!(
-            stored.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"),
-            "{stored}"
-        );
-        assert_eq!(h.verify("correct horse", &stored), Verdict::Valid);
-        assert_eq!(h.verify("correct hors", &stored), Verdict::Invalid);
-        assert_eq!(h.verify("", &stored), Verdict::Invalid);
-        // Two hashes of one password differ (random salt).
-        assert_ne!(stored, h.hash("correct horse").expect("hash"));
-        assert_eq!(h.verify_unknown_user("correct horse"), Verdict::Invalid);
-    }
-
-    /// An unknown user costs what a wrong password costs: one verification against
-    /// a hash with the current parameters, and the dummy hash is made once for all
-    /// clones (a clone making its own would cost an extra hash per unknown user and
-    /// tell unknown users apart by time). Counted, not timed.
-    #[test]
-    fn unknown_users_cost_one_verification_like_wrong_passwords() {
-        let h = cheap();
-        let stored = h.hash("right").expect("hash");
-        let base = h.work_done();
-        assert_eq!(h.verify("wrong", &stored), Verdict::Invalid);
-        let after_wrong = h.work_done();
-        assert_eq!(after_wrong, (base.0, base.1 + 1));
-        let clone = h.clone();
-        assert_eq!(clone.verify_unknown_user("wrong"), Verdict::Invalid);
-        assert_eq!(h.verify_unknown_user("wrong"), Verdict::Invalid);
-        assert_eq!(clone.verify_unknown_user("wrong"), Verdict::Invalid);
-        let (hashes, verifications) = h.work_done();
-        assert_eq!(
-            hashes,
-            after_wrong.0 + 1,
-            "the dummy is made once, for every clone"
-        );
-        assert_eq!(
-            verifications,
-            after_wrong.1 + 3,
-            "one verification per unknown user"
-        );
-        let dummy = h.dummy.get().expect("dummy made");
-        assert_eq!(
-            dummy.split('$').nth(3),
-            stored.split('$').nth(3),
-            "the dummy has the configured parameters"
-        );
-    }
-
-    #[test]
-    fn other_parameters_verify_and_ask_for_a_rehash() {
-        let old = cheap().hash("pw").expect("hash");
-        let h = Hasher::new(Argon2Params {
-            memory_kib: 9 * 1024,
-            iterations: 1,
-            parallelism: 1,
-        });
-        assert_eq!(h.verify("pw", &old), Verdict::ValidNeedsRehash);
-        assert_eq!(h.verify("px", &old), Verdict::Invalid);
-    }
-
-    #[test]
-    fn bcrypt_hashes_of_every_prefix_verify_and_ask_for_a_rehash() {
-        let h = cheap();
-        // FastAPI's tutorial hash of "secret" (passlib, $2b$, cost 12).
-        let fastapi = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
-        assert_eq!(h.verify("secret", fastapi), Verdict::ValidNeedsRehash);
-        assert_eq!(h.verify("Secret", fastapi), Verdict::Invalid);
-        for prefix in ["$2a$", "$2y$"] {
-            let other = fastapi.replacen("$2b$", prefix, 1);
-            assert_eq!(
-                h.verify("secret", &other),
-                Verdict::ValidNeedsRehash,
-                "{prefix}"
-            );
-        }
-        assert!(is_supported_hash(fastapi));
-    }
-
-    #[test]
-    fn anything_else_never_verifies() {
-        let h = cheap();
-        for stored in [
-            "",
-            "secret",
-            "$1$abc$def",
-            "$pbkdf2-sha256$29000$abc$def",
-            "$2b$12$short",
-        ] {
-            assert_eq!(h.verify("secret", stored), Verdict::Invalid, "{stored}");
-            assert!(!is_supported_hash(stored), "{stored}");
-        }
-    }
-
-    #[test]
-    fn defaults_are_rfc_9106_and_tiny_memory_is_refused() {
-        assert_eq!(
-            Argon2Params::default(),
-            Argon2Params {
-                memory_kib: 65536,
-                iterations: 3,
-                parallelism: 4
-            }
-        );
-        assert!(Argon2Params::default().validate().is_ok());
-        let tiny = Argon2Params {
-            memory_kib: 1024,
-            ..Argon2Params::default()
-        };
-        assert!(tiny.validate().is_err());
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ use super::Issues;
 
 /// Keys Portcullis holds the private half of (or the HMAC secret).
 #[derive(Debug, Default)]
-pub(in crate::config) struct OwnKeys {
+pub(super) struct OwnKeys {
     pub signing: Vec<SigningKey>,
     /// Files to create at start (`create_if_missing`).
     pub created: Vec<(std::path::PathBuf, String)>,

@@ -29,10 +29,13 @@ pub use users::UserRecord;
 /// Why a store operation failed. The text never holds a password or token.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A query or connection failed.
     #[error("user store: {0}")]
     Db(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
     #[error("user store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else (the URL, the store's runtime).
     #[error("user store: {0}")]
     Other(String),
 }
@@ -40,11 +43,14 @@ pub enum StoreError {
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// `sqlite:` URLs: an embedded file (the default).
     Sqlite,
+    /// `postgres://` and `postgresql://` URLs: shared by a fleet.
     Postgres,
 }
 
 impl Backend {
+    /// The backend a store URL names, if any.
     pub fn of(url: &str) -> Option<Backend> {
         if url.starts_with("sqlite:") {
             Some(Backend::Sqlite)
@@ -60,6 +66,7 @@ impl Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Which database this store runs on.
     pub backend: Backend,
     rt: Arc<Background>,
 }

@@ -10,11 +10,17 @@ use crate::token::now_secs;
 /// A refresh token as stored (by digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshRecord {
+    /// SHA-256 of the token (hex); the token itself is never stored.
     pub token_hash: String,
+    /// The family: every successor of one grant shares it.
     pub family_id: String,
+    /// The user it was issued to.
     pub subject: String,
+    /// The client it was issued to.
     pub client_id: String,
+    /// Space-separated scopes of the original grant.
     pub scope: String,
+    /// Expiry, seconds since the epoch.
     pub expires_at: i64,
 }
 
@@ -25,8 +31,11 @@ pub enum Rotation {
     Rotated(RefreshRecord),
     /// It had been used before: its whole family is now revoked.
     Reused,
+    /// No token with this digest.
     Unknown,
+    /// Past its expiry.
     Expired,
+    /// Revoked: by `/revoke`, a reuse in its family, or its user's removal.
     Revoked,
 }
 
@@ -42,6 +51,7 @@ fn refresh_from(row: &AnyRow) -> Result<RefreshRecord, sqlx::Error> {
 }
 
 impl Store {
+    /// Stores a newly issued refresh token.
     pub async fn insert_refresh(&self, r: RefreshRecord) -> Result<(), StoreError> {
         let now = now_secs();
         self.on_rt(|pool| async move {
@@ -129,6 +139,7 @@ impl Store {
         .await
     }
 
+    /// Revokes every token of a family.
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
         let f = family_id.to_string();
         self.on_rt(|pool| async move {

@@ -13,10 +13,15 @@ use crate::token::now_secs;
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
+    /// Unique; see `valid_username`.
     pub username: String,
+    /// argon2id (or a legacy bcrypt) PHC string.
     pub password_hash: String,
+    /// Role names, mapped to scopes by `[roles]`.
     pub roles: Vec<String>,
+    /// A disabled user cannot log in or refresh.
     pub disabled: bool,
+    /// Seconds since the epoch.
     pub created_at: i64,
 }
 
@@ -34,6 +39,7 @@ fn user_from(row: &AnyRow) -> Result<UserRecord, sqlx::Error> {
 const USER_COLUMNS: &str = "username, password_hash, roles, disabled, created_at";
 
 impl Store {
+    /// The user with this name, if any.
     pub async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let username = username.to_string();
         self.on_rt(|pool| async move {
@@ -48,6 +54,7 @@ impl Store {
         .await
     }
 
+    /// Every user, by name.
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.on_rt(|pool| async move {
             let rows = sqlx::query(&format!(
@@ -112,6 +119,7 @@ impl Store {
         .await
     }
 
+    /// Replaces a user's hash; `false` for an unknown user.
     pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, StoreError> {
         self.update_user(username, "password_hash = $3", Some(hash.into()), None)
             .await
@@ -146,11 +154,13 @@ impl Store {
         .await
     }
 
+    /// Replaces a user's roles; `false` for an unknown user.
     pub async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, StoreError> {
         self.update_user(username, "roles = $3", Some(roles.join(" ")), None)
             .await
     }
 
+    /// Disables or enables a user; `false` for an unknown user.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
         self.update_user(username, "disabled = $3", None, Some(i64::from(disabled)))
             .await

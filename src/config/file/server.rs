@@ -1,0 +1,158 @@
+//! `[server]` as written: listeners, limits, timeouts, header hygiene and logging,
+//! with the defaults every key has.
+
+use serde::Deserialize;
+
+use super::default_true;
+
+/// `[server]`: listeners, limits, timeouts and header hygiene.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerFile {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `/healthz` and `/readyz`; never expose it publicly.
+    pub admin_listen: Option<String>,
+    /// CIDRs (or single addresses) whose `X-Forwarded-*` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: String,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: String,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+    #[serde(default = "default_shutdown_drain")]
+    pub shutdown_drain: String,
+    /// Tokio worker threads; 0 or absent = one per core.
+    #[serde(default)]
+    pub worker_threads: usize,
+    /// Headers with this prefix are Portcullis' own; client copies are always removed.
+    #[serde(default = "default_identity_prefix")]
+    pub identity_header_prefix: String,
+    #[serde(default = "default_true")]
+    pub reject_underscore_headers: bool,
+    #[serde(default = "default_true")]
+    pub access_log: bool,
+    /// Forward-auth endpoint for nginx auth_request / Traefik ForwardAuth; off if unset.
+    pub forward_auth_path: Option<String>,
+    /// Add X-Content-Type-Options, X-Frame-Options and Referrer-Policy to responses
+    /// that lack them.
+    #[serde(default)]
+    pub security_headers: bool,
+    /// Query parameters whose values the access log may show.
+    #[serde(default)]
+    pub access_log_query: Vec<String>,
+    /// Write the access log to this file instead of stdout (restart to change).
+    pub access_log_file: Option<String>,
+    /// "daily" (default), "hourly", "minutely" or "never".
+    #[serde(default = "default_rotation")]
+    pub access_log_rotation: String,
+    /// Application log level ("info"); RUST_LOG wins (restart to change).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// "json" (default) or "text"; PORTCULLIS_LOG_FORMAT wins.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// Time a client has to send a whole request head (HTTP/1).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: String,
+    /// Longest request target (path and query) accepted; longer ones get `414`.
+    #[serde(default = "default_max_request_target_bytes")]
+    pub max_request_target_bytes: String,
+    /// Most header fields in one request; more get `431`.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Methods refused server-wide (`501`), whatever a route allows.
+    #[serde(default = "default_refuse_methods")]
+    pub refuse_methods: Vec<String>,
+    /// Request headers always removed before a request is handled.
+    #[serde(default = "default_strip_request_headers")]
+    pub strip_request_headers: Vec<String>,
+    /// Refuse `%25` followed by `2e`, `2f`, `5c` or `00` (double-encoded dot,
+    /// slash, backslash or NUL) in paths.
+    #[serde(default = "default_true")]
+    pub reject_double_encoding: bool,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            listen: default_listen(),
+            admin_listen: None,
+            trusted_proxies: Vec::new(),
+            max_header_bytes: default_max_header_bytes(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout: default_request_timeout(),
+            shutdown_drain: default_shutdown_drain(),
+            worker_threads: 0,
+            identity_header_prefix: default_identity_prefix(),
+            reject_underscore_headers: true,
+            access_log: true,
+            forward_auth_path: None,
+            security_headers: false,
+            access_log_query: Vec::new(),
+            access_log_file: None,
+            access_log_rotation: default_rotation(),
+            log_level: default_log_level(),
+            log_format: default_log_format(),
+            header_read_timeout: default_header_read_timeout(),
+            max_request_target_bytes: default_max_request_target_bytes(),
+            max_headers: default_max_headers(),
+            refuse_methods: default_refuse_methods(),
+            strip_request_headers: default_strip_request_headers(),
+            reject_double_encoding: true,
+        }
+    }
+}
+
+fn default_rotation() -> String {
+    "daily".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> String {
+    "json".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_header_bytes() -> String {
+    "16KiB".into()
+}
+fn default_max_body_bytes() -> String {
+    "10MiB".into()
+}
+fn default_request_timeout() -> String {
+    "30s".into()
+}
+fn default_shutdown_drain() -> String {
+    "10s".into()
+}
+fn default_identity_prefix() -> String {
+    "x-auth-".into()
+}
+fn default_header_read_timeout() -> String {
+    "10s".into()
+}
+fn default_max_request_target_bytes() -> String {
+    "8KiB".into()
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_refuse_methods() -> Vec<String> {
+    vec!["TRACE".into(), "CONNECT".into()]
+}
+fn default_strip_request_headers() -> Vec<String> {
+    [
+        "X-Original-URL",
+        "X-Rewrite-URL",
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ]
+    .map(String::from)
+    .to_vec()
+}
