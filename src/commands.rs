@@ -202,7 +202,7 @@ pub(crate) fn explain(
         },
         None => Caller::Anonymous,
     };
-    let d = explain(&config, method, target, host, &caller);
+    let d = explain(config, method, target, host, &caller);
     say_raw!("{}", d.report);
     if d.status.is_none() {
         ExitCode::SUCCESS

@@ -1,25 +1,41 @@
 //! `portcullis explain`: what the gateway would do with a request, and why.
 //!
-//! It runs the same code as the request pipeline — canonicalization, the router, token
-//! verification, authorization — and reports each step, so that operators debug
-//! policy with it instead of reading logs.
+//! It runs the real stack (`stack::assemble`), in-process, on a snapshot of the
+//! configuration, with recording terminal services instead of the upstream and the
+//! token service: every verdict below comes from the layers that serve traffic, read
+//! back from the facts they attach to the answer — the canonical path, the target
+//! (own endpoint, forward-auth, preflight or route), authentication (own keys, an
+//! issuer, an API key; the revocation deny-list when the store is there), authorization,
+//! the rate-limit policy and key, and the identity headers the upstream would get.
+//! The only code of its own is the table of routes, for the operator's eye.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-use http::Method;
+use http::header::{ALLOW, HOST, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{Method, Request, Response};
+use tower::ServiceExt as _;
 
 use crate::auth::principal::Principal;
+use crate::body::{Body, RequestBody};
 use crate::config::{AuthMode, Config};
-use crate::policy::matcher::{method_allowed, normalize_host, split_path, Matched, Routable};
-use crate::policy::path::{canonicalize_with, split_target};
-use crate::policy::scope;
+use crate::layer::auth::AuthLayer;
+use crate::layer::error_boundary::Cause;
+use crate::layer::facts::{Answered, Caller as CallerFact, Canonical, Outcome, Rejection, Target};
+use crate::middleware::rate_limit::KeyInput;
+use crate::policy::matcher::{method_allowed, normalize_host, split_path, Routable};
+use crate::stack::{assemble, Peer};
+use crate::state::{Shared, Snapshot};
+use crate::token::TokenRuntime;
 
 /// Who the request comes from, as far as `explain` is told.
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// No token.
     Anonymous,
-    /// A bearer token, verified with the configured keys.
+    /// A bearer token, verified as the gateway would.
     Token(String),
     /// A hypothetical principal with these scopes and roles (no token checked).
     Grants {
@@ -36,152 +52,115 @@ pub struct Decision {
     pub report: String,
 }
 
-fn line(out: &mut String, s: impl AsRef<str>) {
-    out.push_str(s.as_ref());
-    out.push('\n');
+/// A terminal service that keeps the request head it was given and answers `200`.
+#[derive(Clone, Default)]
+struct Record(Arc<Mutex<Option<Parts>>>);
+
+impl tower::Service<Request<RequestBody>> for Record {
+    type Response = Response<Body>;
+    type Error = Rejection;
+    type Future = std::future::Ready<Outcome>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Rejection>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
+        let (parts, _body) = req.into_parts();
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(parts);
+        }
+        std::future::ready(Ok(Response::new(Body::Empty)))
+    }
 }
 
-/// Explains how `method target` (with an optional `host`) would be handled.
+/// Explains how `method target` (with an optional `host`) would be handled, with the
+/// token service's store (for revocations) when one is given.
 pub fn explain(
-    config: &Config,
+    config: Config,
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    caller: &Caller,
+) -> Decision {
+    explain_with(config, None, method, target, host, caller)
+}
+
+/// [`explain`] with the token service's runtime (its revocation deny-list).
+pub fn explain_with(
+    config: Config,
+    token_runtime: Option<Arc<TokenRuntime>>,
     method: &str,
     target: &str,
     host: Option<&str>,
     caller: &Caller,
 ) -> Decision {
     let mut out = String::new();
-    let deny = |mut out: String, status: u16, why: &str| {
-        let _ = writeln!(out, "decision:  DENY {status} — {why}");
-        Decision {
-            status: Some(status),
-            report: out,
-        }
-    };
-    let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
-        return deny(out, 400, "not an HTTP method");
-    };
-    let (raw_path, query) = split_target(target);
     let _ = writeln!(
         out,
         "request:   {method} {target}{}",
         host.map(|h| format!(" (host {h})")).unwrap_or_default()
     );
-    if config.server.refuse_methods.contains(&method) {
-        return deny(
-            out,
-            501,
-            &format!("{method} is refused server-wide (server.refuse_methods)"),
-        );
-    }
-    if raw_path.len() + query.map_or(0, |q| q.len() + 1) > config.server.max_request_target_bytes {
-        return deny(
-            out,
-            414,
-            "the request target is longer than server.max_request_target_bytes",
-        );
-    }
-    let canonical = match canonicalize_with(raw_path, config.server.reject_double_encoding) {
-        Ok(c) => c,
-        Err(e) => return deny(out, 400, &format!("the path is refused: {e}")),
-    };
-    let _ = writeln!(
-        out,
-        "canonical: {canonical}{}",
-        query
-            .map(|q| format!("  (query {q:?} passed on untouched)"))
-            .unwrap_or_default()
-    );
-
-    let host = host.and_then(normalize_host);
-    let segs = split_path(&canonical);
-    line(&mut out, "routes, most specific first:");
-    let chosen = config.router.find(&method, host.as_deref(), &canonical);
-    let chosen_name = match &chosen {
-        Matched::Route(r) => Some(r.name.as_str()),
-        _ => None,
-    };
-    for r in config.router.routes() {
-        let verdict = if r.host().is_some_and(|h| host.as_deref() != Some(h)) {
-            format!("host is not {}", r.host().unwrap_or_default())
-        } else if !r.pattern().matches_segments(&segs) {
-            "path does not match".to_string()
-        } else if !method_allowed(r.methods(), &method) {
-            format!(
-                "path matches, method {method} not in {:?}",
-                r.methods().unwrap_or_default()
-            )
-        } else if Some(r.name.as_str()) == chosen_name {
-            "MATCH (chosen)".to_string()
-        } else {
-            "matches, but a more specific route came first".to_string()
-        };
-        let _ = writeln!(
-            out,
-            "  {:<28} {:<24} {verdict}",
-            r.pattern().as_str(),
-            format!("[{}]", r.name)
-        );
-    }
-    let route = match chosen {
-        Matched::Route(r) => r,
-        Matched::MethodNotAllowed(allow) => {
-            let list: Vec<&str> = allow.iter().map(Method::as_str).collect();
-            return deny(
-                out,
-                405,
-                &format!(
-                    "no route accepts {method} here (Allow: {})",
-                    list.join(", ")
-                ),
-            );
-        }
-        Matched::NotFound => return deny(out, 404, "no route matches (deny by default)"),
-    };
-    let _ = writeln!(
-        out,
-        "route:     {} → upstream {} (auth {:?})",
-        route.name, route.upstream.name, route.auth
-    );
-    let needs = [
-        ("all of", &route.scopes),
-        ("one of", &route.any_scopes),
-        ("role, one of", &route.roles),
-    ]
-    .iter()
-    .filter(|(_, l)| !l.is_empty())
-    .map(|(k, l)| format!("{k} [{}]", l.join(" ")))
-    .collect::<Vec<_>>();
-    if !needs.is_empty() {
-        let _ = writeln!(out, "requires:  {}", needs.join("; "));
-    }
-    if route.auth == AuthMode::None {
-        line(
-            &mut out,
-            "decision:  ALLOW — public route, no token checked",
-        );
-        return Decision {
-            status: None,
+    let deny = |mut out: String, why: &str| {
+        let _ = writeln!(out, "decision:  DENY 400 — {why}");
+        Decision {
+            status: Some(400),
             report: out,
-        };
+        }
+    };
+    let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+        return deny(out, "not an HTTP method");
+    };
+    // A request always has a Host (the gateway refuses one without): the one given,
+    // else the listen address, which no host-specific route names.
+    let listen = config.server.listen.to_string();
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(target)
+        .header(HOST, host.unwrap_or(&listen));
+    if let Caller::Token(t) = caller {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let principal = match caller {
-        Caller::Anonymous if route.auth == AuthMode::Optional => {
-            line(
-                &mut out,
-                "decision:  ALLOW — optional auth, forwarded anonymously",
-            );
+    let Ok(req) = req.body(RequestBody::empty()) else {
+        return deny(out, "not a valid request target or header");
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(out, "decision:  cannot run the stack: {e}");
             return Decision {
-                status: None,
+                status: Some(500),
                 report: out,
             };
         }
-        Caller::Anonymous => return deny(out, 401, "a bearer token is required"),
-        Caller::Token(t) => match config.tokens.as_ref().map(|v| v.verify(t)) {
-            None => return deny(out, 401, "invalid_token: no [tokens] keys are configured"),
-            Some(Err(e)) => return deny(out, 401, &format!("invalid_token: {e}")),
-            Some(Ok(p)) => p,
-        },
-        Caller::Grants { scopes, roles } => Principal {
+    };
+    rt.block_on(run(config, token_runtime, req, method, caller, out))
+}
+
+async fn run(
+    config: Config,
+    token_runtime: Option<Arc<TokenRuntime>>,
+    req: Request<RequestBody>,
+    method: Method,
+    caller: &Caller,
+    mut out: String,
+) -> Decision {
+    let query = req.uri().query().map(str::to_string);
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(normalize_host);
+    let shared = Shared::new(config, 1, token_runtime);
+    let snap = shared.snapshot.load_full();
+    let auth = match caller {
+        Caller::Grants { scopes, roles } => AuthLayer::assuming(Principal {
             subject: "(explain)".into(),
             scopes: scopes.clone(),
             roles: roles.clone(),
@@ -190,129 +169,225 @@ pub fn explain(
             expires_at: 0,
             claims: Default::default(),
             expand_roles: true,
-        },
+        }),
+        Caller::Anonymous | Caller::Token(_) => AuthLayer::default(),
+    };
+    let (upstream, endpoint) = (Record::default(), Record::default());
+    let peer: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let stack = assemble(
+        shared,
+        Arc::new(Peer::new(peer)),
+        0,
+        auth,
+        endpoint.clone(),
+        upstream.clone(),
+    );
+    let headers = req.headers().clone();
+    let Ok(resp) = stack.oneshot(req).await;
+    report(
+        &mut out,
+        &snap,
+        &resp,
+        &method,
+        host.as_deref(),
+        query.as_deref(),
+    );
+    let forwarded = upstream.0.lock().ok().and_then(|mut p| p.take());
+    if let Some(parts) = &forwarded {
+        rate_limit(&mut out, &snap, &resp, &headers);
+        let prefix = &snap.config.server.identity_header_prefix;
+        let _ = writeln!(out, "identity headers the upstream gets:");
+        let mut any = false;
+        for (k, v) in &parts.headers {
+            if k.as_str().starts_with(prefix.as_str()) {
+                any = true;
+                let _ = writeln!(out, "  {k}: {}", v.to_str().unwrap_or("(binary)"));
+            }
+        }
+        if !any {
+            let _ = writeln!(out, "  (none: anonymous)");
+        }
+        let _ = writeln!(out, "decision:  ALLOW — forwarded");
+        return Decision {
+            status: None,
+            report: out,
+        };
+    }
+    if endpoint.0.lock().ok().is_some_and(|p| p.is_some()) {
+        let _ = writeln!(out, "decision:  ANSWERED by Portcullis' own endpoint");
+        return Decision {
+            status: None,
+            report: out,
+        };
+    }
+    let status = resp.status().as_u16();
+    let ext = resp.extensions();
+    let why = match (ext.get::<Answered>(), ext.get::<Cause>()) {
+        (Some(a), Some(c)) => format!("{}: {}", a.0, c.0),
+        (Some(a), None) => a.0.to_string(),
+        _ => "answered by the gateway".into(),
+    };
+    if status < 400 {
+        let _ = writeln!(out, "decision:  ANSWERED {status} at the edge — {why}");
+        return Decision {
+            status: Some(status),
+            report: out,
+        };
+    }
+    let _ = writeln!(out, "decision:  DENY {status} — {why}");
+    for name in [WWW_AUTHENTICATE, ALLOW, http::header::RETRY_AFTER] {
+        if let Some(v) = resp.headers().get(&name) {
+            let _ = writeln!(out, "           {name}: {}", v.to_str().unwrap_or(""));
+        }
+    }
+    Decision {
+        status: Some(status),
+        report: out,
+    }
+}
+
+/// The verdicts read off the answer's facts, and the routes table.
+fn report(
+    out: &mut String,
+    snap: &Snapshot,
+    resp: &Response<Body>,
+    method: &Method,
+    host: Option<&str>,
+    query: Option<&str>,
+) {
+    let ext = resp.extensions();
+    let Some(canonical) = ext.get::<Canonical>().map(|c| c.0.clone()) else {
+        return;
     };
     let _ = writeln!(
         out,
-        "caller:    {} scopes [{}] roles [{}]",
-        principal.subject,
-        principal.scopes.join(" "),
-        principal.roles.join(" ")
+        "canonical: {canonical}{}",
+        query
+            .map(|q| format!("  (query {q:?} passed on untouched)"))
+            .unwrap_or_default()
     );
-    match scope::authorize(route, &principal, &config.roles) {
-        Ok(effective) => {
-            let _ = writeln!(out, "effective: [{}]", effective.join(" "));
-            line(
-                &mut out,
-                "decision:  ALLOW — forwarded with identity headers",
+    let target = ext.get::<Target>().copied();
+    let routes = snap.config.router.routes();
+    let chosen = match target {
+        Some(Target::Route(i) | Target::ForwardAuth(i) | Target::Preflight(Some(i))) => Some(i),
+        _ => None,
+    };
+    if !matches!(target, Some(Target::Endpoint(_))) {
+        let segs = split_path(&canonical);
+        let _ = writeln!(out, "routes, most specific first:");
+        for (i, r) in routes.iter().enumerate() {
+            let verdict = if r.host().is_some_and(|h| host != Some(h)) {
+                format!("host is not {}", r.host().unwrap_or_default())
+            } else if !r.pattern().matches_segments(&segs) {
+                "path does not match".to_string()
+            } else if !method_allowed(r.methods(), method) {
+                format!(
+                    "path matches, method {method} not in {:?}",
+                    r.methods().unwrap_or_default()
+                )
+            } else if Some(i) == chosen {
+                "MATCH (chosen)".to_string()
+            } else {
+                "matches, but a more specific route came first".to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<24} {verdict}",
+                r.pattern().as_str(),
+                format!("[{}]", r.name)
             );
-            Decision {
-                status: None,
-                report: out,
+        }
+    }
+    match target {
+        Some(Target::Endpoint(ep)) => {
+            let _ = writeln!(out, "target:    Portcullis' own endpoint ({})", ep.name());
+        }
+        Some(Target::Preflight(r)) => {
+            let by = r
+                .and_then(|i| routes.get(i))
+                .map_or("[cors]".to_string(), |r| format!("route {}", r.name));
+            let _ = writeln!(
+                out,
+                "target:    CORS preflight, answered by the policy of {by}"
+            );
+        }
+        Some(Target::Route(i) | Target::ForwardAuth(i)) => {
+            if let Some(route) = routes.get(i) {
+                let fa = if matches!(target, Some(Target::ForwardAuth(_))) {
+                    " (forward-auth: answered, not forwarded)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "route:     {} → upstream {} (auth {:?}){fa}",
+                    route.name, route.upstream.name, route.auth
+                );
+                let needs = [
+                    ("all of", &route.scopes),
+                    ("one of", &route.any_scopes),
+                    ("role, one of", &route.roles),
+                ]
+                .iter()
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(k, l)| format!("{k} [{}]", l.join(" ")))
+                .collect::<Vec<_>>();
+                if !needs.is_empty() {
+                    let _ = writeln!(out, "requires:  {}", needs.join("; "));
+                }
+                if route.auth == AuthMode::None {
+                    let _ = writeln!(out, "auth:      public route, no credential checked");
+                }
             }
         }
-        Err(required) => deny(
-            out,
-            403,
-            &format!("insufficient_scope (route requires: {required})"),
-        ),
+        None => {}
     }
+    if let Some(CallerFact(p)) = ext.get::<CallerFact>() {
+        let _ = writeln!(
+            out,
+            "caller:    {} (issuer {}) scopes [{}] roles [{}]",
+            p.subject,
+            if p.issuer.is_empty() { "-" } else { &p.issuer },
+            p.scopes.join(" "),
+            p.roles.join(" ")
+        );
+    }
+}
+
+/// The rate-limit policy the route counts the request on, and its key.
+fn rate_limit(out: &mut String, snap: &Snapshot, resp: &Response<Body>, headers: &http::HeaderMap) {
+    let Some(Target::Route(i)) = resp.extensions().get::<Target>().copied() else {
+        return;
+    };
+    let Some(route) = snap.config.router.routes().get(i) else {
+        return;
+    };
+    let Some(policy) = snap
+        .config
+        .rate_limits
+        .for_route(route.rate_limit.as_deref())
+    else {
+        let _ = writeln!(out, "rate limit: none");
+        return;
+    };
+    let caller = resp.extensions().get::<CallerFact>().map(|c| c.0.clone());
+    let p = caller.as_deref();
+    let key = policy.key_of(&KeyInput {
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        issuer: p.map(|p| p.issuer.as_str()),
+        subject: p.map(|p| p.subject.as_str()),
+        client_id: p.and_then(|p| p.client_id.as_deref()),
+        route: &route.name,
+        headers,
+        username: None,
+    });
+    let _ = writeln!(
+        out,
+        "rate limit: policy {} ({}), key {key:?}",
+        policy.name,
+        policy.policy_header()
+    );
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn config() -> Config {
-        crate::config::parse_str(
-            "[roles]\nadmin = [\"items:write\"]\n[[upstreams]]\nname=\"demo\"\necho=true\n\
-             [[routes]]\nname=\"item\"\npath=\"/items/{id}\"\nmethods=[\"GET\"]\nupstream=\"demo\"\nscopes=[\"items:read\"]\n\
-             [[routes]]\nname=\"write\"\npath=\"/items/**\"\nmethods=[\"POST\"]\nupstream=\"demo\"\nscopes=[\"items:write\"]\n\
-             [[routes]]\nname=\"public\"\npath=\"/public/**\"\nupstream=\"demo\"\nauth=\"none\"\n",
-            Path::new("x.toml"),
-        )
-        .expect("valid")
-    }
-
-    fn grants(scopes: &[&str], roles: &[&str]) -> Caller {
-        Caller::Grants {
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            roles: roles.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn decisions() {
-        let c = config();
-        let d = explain(&c, "GET", "/items/42", None, &grants(&["items:read"], &[]));
-        assert_eq!(d.status, None, "{}", d.report);
-        assert!(
-            d.report.contains("/items/{id}") && d.report.contains("MATCH (chosen)"),
-            "{}",
-            d.report
-        );
-        assert_eq!(
-            explain(&c, "POST", "/items/42", None, &grants(&["items:read"], &[])).status,
-            Some(403)
-        );
-        assert_eq!(
-            explain(&c, "POST", "/items/42", None, &grants(&[], &["admin"])).status,
-            None,
-            "role expansion"
-        );
-        assert_eq!(
-            explain(&c, "GET", "/items/42", None, &Caller::Anonymous).status,
-            Some(401)
-        );
-        assert_eq!(
-            explain(&c, "GET", "/items/42", None, &Caller::Token("x.y.z".into())).status,
-            Some(401)
-        );
-        assert_eq!(
-            explain(&c, "DELETE", "/items/42", None, &Caller::Anonymous).status,
-            Some(405)
-        );
-        assert_eq!(
-            explain(&c, "GET", "/nothing", None, &Caller::Anonymous).status,
-            Some(404)
-        );
-        assert_eq!(
-            explain(&c, "GET", "/public/../items/1", None, &Caller::Anonymous).status,
-            Some(401)
-        );
-        // The head rules the gateway applies before routing.
-        assert_eq!(
-            explain(&c, "TRACE", "/public/x", None, &Caller::Anonymous).status,
-            Some(501)
-        );
-        assert_eq!(
-            explain(
-                &c,
-                "GET",
-                "/public/%252e%252e/items/1",
-                None,
-                &Caller::Anonymous
-            )
-            .status,
-            Some(400)
-        );
-        let long = format!("/public/{}", "a".repeat(9000));
-        assert_eq!(
-            explain(&c, "GET", &long, None, &Caller::Anonymous).status,
-            Some(414)
-        );
-        let d = explain(
-            &c,
-            "GET",
-            "/public/%2e%2e/items/1",
-            None,
-            &Caller::Anonymous,
-        );
-        assert_eq!(d.status, Some(400));
-        assert!(d.report.contains("encoded dot segment"), "{}", d.report);
-        let d = explain(&c, "GET", "/public/x?a=1", None, &Caller::Anonymous);
-        assert_eq!(d.status, None);
-        assert!(d.report.contains("path does not match"), "{}", d.report);
-    }
-}
+mod tests;

@@ -49,6 +49,7 @@ use crate::layer::deadline::DeadlineLayer;
 use crate::layer::dispatch::Dispatch;
 use crate::layer::endpoints::Endpoints;
 use crate::layer::error_boundary::ErrorBoundaryLayer;
+use crate::layer::facts::Rejection;
 use crate::layer::forward::Forward;
 use crate::layer::forward_auth::ForwardAuthAnswer;
 use crate::layer::hygiene::HygieneLayer;
@@ -88,22 +89,61 @@ pub fn build(
     Future = impl Send,
 > + Clone
        + Send {
+    assemble(
+        shared,
+        peer,
+        worker,
+        AuthLayer::default(),
+        Endpoints,
+        Forward,
+    )
+}
+
+/// The stack with its terminal services (and the authentication layer) given:
+/// production passes the token service and the forward step; `explain` passes
+/// recording services and, for `--scopes`/`--roles`, an [`AuthLayer::assuming`] one.
+pub fn assemble<E, F>(
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    worker: usize,
+    auth: AuthLayer,
+    endpoints: E,
+    forward: F,
+) -> impl Service<
+    Request<RequestBody>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+where
+    E: Service<Request<RequestBody>, Response = Response<Body>, Error = Rejection>
+        + Clone
+        + Send
+        + 'static,
+    E::Future: Send + 'static,
+    F: Service<Request<RequestBody>, Response = Response<Body>, Error = Rejection>
+        + Clone
+        + Send
+        + 'static,
+    F::Future: Send + 'static,
+{
     let endpoints = ServiceBuilder::new()
         .layer(DeadlineLayer)
-        .service(Endpoints);
+        .service(endpoints);
     let forward_auth = ServiceBuilder::new()
         .layer(RateLimitLayer::before_auth())
-        .layer(AuthLayer)
+        .layer(auth.clone())
         .layer(RateLimitLayer::after_auth())
         .service(ForwardAuthAnswer);
     let routes = ServiceBuilder::new()
         .layer(BodyLimitLayer)
         .layer(RateLimitLayer::before_auth())
-        .layer(AuthLayer)
+        .layer(auth)
         .layer(DeadlineLayer)
         .layer(RateLimitLayer::after_auth())
         .layer(IdentityLayer)
-        .service(Forward);
+        .service(forward);
     ServiceBuilder::new()
         .layer(ContextLayer::new(shared, peer, worker))
         .layer(RequestIdLayer)

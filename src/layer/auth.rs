@@ -28,20 +28,37 @@ use crate::error::GatewayError;
 use crate::policy::scope;
 use crate::state::Snapshot;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AuthLayer;
+/// Authenticates from the request's credentials; [`AuthLayer::assuming`] instead takes
+/// the caller as given (only `explain --scopes/--roles` builds one: a stack assembled
+/// in-process, never the one a listener serves) and still authorizes it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthLayer {
+    assumed: Option<Arc<Principal>>,
+}
+
+impl AuthLayer {
+    pub fn assuming(caller: Principal) -> AuthLayer {
+        AuthLayer {
+            assumed: Some(Arc::new(caller)),
+        }
+    }
+}
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Auth<S> {
-        Auth { inner }
+        Auth {
+            inner,
+            assumed: self.assumed.clone(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
+    assumed: Option<Arc<Principal>>,
 }
 
 /// Who is asking, as far as it can be known without waiting.
@@ -210,7 +227,11 @@ where
             Ok(r) => r,
             Err(e) => return now(Early::refused(e)),
         };
-        let principal = match credential(&snap, worker, route, req.headers()) {
+        let found = match &self.assumed {
+            Some(p) if route.auth != AuthMode::None => Ok(Credential::Verified(p.clone())),
+            _ => credential(&snap, worker, route, req.headers()),
+        };
+        let principal = match found {
             Ok(Credential::Anonymous) => {
                 req.extensions_mut().insert(Admitted(None));
                 return now(Early::inner(Attach::new(self.inner.call(req), None)));
@@ -280,7 +301,7 @@ mod tests {
             routed(&s, "/orders/1", "orders"),
             &hs256_token("orders:read"),
         );
-        let resp = AuthLayer
+        let resp = AuthLayer::default()
             .layer(recorder())
             .oneshot(req)
             .await
@@ -314,7 +335,7 @@ mod tests {
                 #[allow(unreachable_code)]
                 Ok::<Response<Body>, Rejection>(Response::new(Body::Empty))
             });
-            match AuthLayer.layer(inner).oneshot(req).await {
+            match AuthLayer::default().layer(inner).oneshot(req).await {
                 Ok(_) => panic!("{case}: admitted"),
                 Err(rej) => {
                     assert_eq!(rej.error.parts().0.as_u16(), status, "{case}");
@@ -328,7 +349,7 @@ mod tests {
     #[tokio::test]
     async fn an_optional_route_admits_anonymous_requests_as_such() {
         let s = snap();
-        let resp = AuthLayer
+        let resp = AuthLayer::default()
             .layer(recorder())
             .oneshot(routed(&s, "/maybe/x", "maybe"))
             .await

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Request, Response};
@@ -33,12 +34,20 @@ pub struct ErrorBoundary<S> {
 /// The answer for a rejection.
 pub fn render(rej: Rejection, id: &HeaderValue) -> Response<Body> {
     let reason = rej.error.reason();
+    let cause = Cause(Arc::from(rej.error.to_string()));
     let mut resp = rej.error.into_response(id);
     let ext = resp.extensions_mut();
     ext.extend(rej.facts);
     ext.insert(Answered(reason));
+    ext.insert(cause);
     resp
 }
+
+/// Response fact: the refusal's precise cause (`invalid token: token expired`), for
+/// `explain` and debugging; never in a body (the body's text is the same for every
+/// cause of a `401`).
+#[derive(Debug, Clone)]
+pub struct Cause(pub Arc<str>);
 
 impl<S, B> Service<Request<B>> for ErrorBoundary<S>
 where

@@ -192,6 +192,7 @@ pub trait Routable {
     fn methods(&self) -> Option<&[Method]>;
 }
 
+#[cfg(test)]
 /// What the router decided.
 #[derive(Debug)]
 pub(crate) enum Matched<'a, R> {
@@ -229,6 +230,7 @@ impl<R: Routable> Router<R> {
         &self.routes
     }
 
+    #[cfg(test)]
     /// Finds the route for a canonical path. `host` is the request's host, lower-case,
     /// without the port.
     pub(crate) fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_, R> {
