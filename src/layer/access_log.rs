@@ -13,7 +13,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use http::{Method, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{
     Answered, BytesIn, Caller, Canonical, Ctx, LogPath, RequestId, Target, UpstreamTime,
@@ -22,21 +22,7 @@ use crate::body::Body;
 use crate::middleware::access_log::{allowed_query, Fields, Line, Logged};
 use crate::state::Snapshot;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLogLayer;
-
-impl<S> Layer<S> for AccessLogLayer {
-    type Service = AccessLog<S>;
-
-    fn layer(&self, inner: S) -> AccessLog<S> {
-        AccessLog { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct AccessLog<S> {
-    inner: S,
-}
+unit_layer!(AccessLogLayer => AccessLog);
 
 /// What the line needs from the request.
 #[derive(Debug)]

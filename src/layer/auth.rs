@@ -8,15 +8,15 @@
 //! Everything is synchronous except verifying an external issuer's token that is not
 //! in the cache (its JWKS may need a refetch): that path boxes one future.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
 use tower::{Layer, Service};
 
-use super::facts::{attach, ctx, Admitted, Attach, Caller, Early, Outcome, Rejection, Target};
+use super::facts::{
+    attach, ctx, Admitted, Attach, Caller, Early, OrBoxed, Outcome, Rejection, Target,
+};
 use crate::auth::api_key::Presented;
 use crate::auth::bearer::{self, Bearer};
 use crate::auth::jwks::{peek_issuer, JwksClient};
@@ -172,24 +172,7 @@ fn admit(snap: &Snapshot, route: &Route, p: &Arc<Principal>) -> Result<Admitted,
     Ok(Admitted(Some((p.clone(), effective))))
 }
 
-pin_project_lite::pin_project! {
-    #[project = Proj]
-    pub enum ResponseFuture<F> {
-        Now { #[pin] inner: Early<Attach<F, Caller>> },
-        External { inner: Pin<Box<dyn Future<Output = Outcome> + Send>> },
-    }
-}
-
-impl<F: Future<Output = Outcome>> Future for ResponseFuture<F> {
-    type Output = Outcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        match self.project() {
-            Proj::Now { inner } => inner.poll(cx),
-            Proj::External { inner } => inner.as_mut().poll(cx),
-        }
-    }
-}
+pub type ResponseFuture<F> = OrBoxed<Early<Attach<F, Caller>>>;
 
 /// The outcome of a denial that names its caller (a `403`).
 fn denied<F>(e: GatewayError, caller: Option<Arc<Principal>>) -> Early<F> {
@@ -218,7 +201,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let now = |inner| ResponseFuture::Now { inner };
+        let now = |inner| OrBoxed::Now { inner };
         let (snap, worker) = match ctx(&req) {
             Ok(c) => (c.snap.clone(), c.worker),
             Err(e) => return now(Early::refused(e)),
@@ -240,7 +223,7 @@ where
             Ok(Credential::External(client, token)) => {
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                return ResponseFuture::External {
+                return OrBoxed::Boxed {
                     inner: Box::pin(async move {
                         let route = route_of(&snap, &req)?;
                         let verified = client.verify(&token).await;

@@ -7,27 +7,13 @@ use std::task::{Context, Poll};
 
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::facts::{ctx, Early, Rejection, Target};
+use super::facts::{ctx, proceed, Early, Rejection, Target};
 use crate::body::Body;
 use crate::error::GatewayError;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BodyLimitLayer;
-
-impl<S> Layer<S> for BodyLimitLayer {
-    type Service = BodyLimit<S>;
-
-    fn layer(&self, inner: S) -> BodyLimit<S> {
-        BodyLimit { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BodyLimit<S> {
-    inner: S,
-}
+unit_layer!(BodyLimitLayer => BodyLimit);
 
 /// The body limit of a routed request.
 pub fn max_body<B>(req: &Request<B>) -> Result<u64, GatewayError> {
@@ -69,10 +55,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match check(&req) {
-            Ok(()) => Early::inner(self.inner.call(req)),
-            Err(e) => Early::refused(e),
-        }
+        let checked = check(&req);
+        proceed(checked, || self.inner.call(req))
     }
 }
 
@@ -80,7 +64,7 @@ where
 mod tests {
     use super::*;
     use crate::layer::testing::{recorder, routed, snapshot};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test]
     async fn a_declared_body_over_the_routes_limit_is_413_before_anything_else() {

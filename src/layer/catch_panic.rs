@@ -11,27 +11,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{Answered, RequestId};
 use crate::body::Body;
 use crate::error::{GatewayError, Reason};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CatchPanicLayer;
-
-impl<S> Layer<S> for CatchPanicLayer {
-    type Service = CatchPanic<S>;
-
-    fn layer(&self, inner: S) -> CatchPanic<S> {
-        CatchPanic { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CatchPanic<S> {
-    inner: S,
-}
+unit_layer!(CatchPanicLayer => CatchPanic);
 
 fn panicked(id: &HeaderValue) -> Response<Body> {
     tracing::error!(request_id = ?id, "request handler panicked");
@@ -96,7 +82,7 @@ where
 mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     async fn json(resp: Response<Body>) -> serde_json::Value {
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use http::header::HOST;
 use http::{Method, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{ctx, Attach, Canonical, Early, LogPath, Rejection, Target};
 use crate::body::Body;
@@ -26,21 +26,7 @@ use crate::proxy::headers;
 use crate::state::Snapshot;
 use crate::token::endpoint::Endpoint;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClassifyLayer;
-
-impl<S> Layer<S> for ClassifyLayer {
-    type Service = Classify<S>;
-
-    fn layer(&self, inner: S) -> Classify<S> {
-        Classify { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Classify<S> {
-    inner: S,
-}
+unit_layer!(ClassifyLayer => Classify);
 
 /// The request's host for routing: lower-case, without the port.
 pub fn routing_host<B>(req: &Request<B>) -> Option<String> {

@@ -14,27 +14,13 @@ use std::task::{ready, Context, Poll};
 
 use http::header::ORIGIN;
 use http::{HeaderValue, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{Ctx, Target};
 use crate::body::Body;
 use crate::state::Snapshot;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CorsLayer;
-
-impl<S> Layer<S> for CorsLayer {
-    type Service = Cors<S>;
-
-    fn layer(&self, inner: S) -> Cors<S> {
-        Cors { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Cors<S> {
-    inner: S,
-}
+unit_layer!(CorsLayer => Cors);
 
 impl<S, B> Service<Request<B>> for Cors<S>
 where
@@ -99,7 +85,7 @@ where
 mod tests {
     use super::*;
     use crate::layer::testing::{request_with_ctx, snapshot};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test]
     async fn every_answer_gets_vary_and_the_grant_for_an_allowed_origin() {

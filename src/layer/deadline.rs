@@ -14,27 +14,13 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use tokio::time::Timeout;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{ctx, Early, Outcome, Rejection, Target};
 use crate::body::Body;
 use crate::error::GatewayError;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DeadlineLayer;
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Deadline<S> {
-    inner: S,
-}
+unit_layer!(DeadlineLayer => Deadline);
 
 /// The deadline of a request: its route's, or the server's.
 fn deadline_of<B>(req: &Request<B>) -> Result<Duration, GatewayError> {
@@ -93,7 +79,7 @@ impl<F: Future<Output = Outcome>> Future for ResponseFuture<F> {
 mod tests {
     use super::*;
     use crate::layer::testing::{request_with_ctx, snapshot};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test(start_paused = true)]
     async fn an_expired_deadline_is_a_request_timeout() {

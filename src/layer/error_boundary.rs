@@ -10,26 +10,12 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{Answered, Outcome, Rejection, RequestId};
 use crate::body::Body;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ErrorBoundaryLayer;
-
-impl<S> Layer<S> for ErrorBoundaryLayer {
-    type Service = ErrorBoundary<S>;
-
-    fn layer(&self, inner: S) -> ErrorBoundary<S> {
-        ErrorBoundary { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ErrorBoundary<S> {
-    inner: S,
-}
+unit_layer!(ErrorBoundaryLayer => ErrorBoundary);
 
 /// The answer for a rejection.
 pub fn render(rej: Rejection, id: &HeaderValue) -> Response<Body> {
@@ -102,7 +88,7 @@ mod tests {
     use super::*;
     use crate::error::{GatewayError, Reason};
     use crate::layer::facts::{attach, Target};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test]
     async fn a_rejection_is_rendered_with_its_facts() {

@@ -186,6 +186,38 @@ impl<F: Future<Output = Outcome>> Future for Early<F> {
     }
 }
 
+/// A boxed outcome: the slow paths that must own the request across an await.
+pub type BoxOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// A layer's future when it has a slow path: the inline future, or a boxed one
+    /// (a Redis decision, an external issuer's token).
+    #[project = OrBoxedProj]
+    pub enum OrBoxed<F> {
+        Now { #[pin] inner: F },
+        Boxed { inner: BoxOutcome },
+    }
+}
+
+impl<F: Future<Output = Outcome>> Future for OrBoxed<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match self.project() {
+            OrBoxedProj::Now { inner } => inner.poll(cx),
+            OrBoxedProj::Boxed { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The inner service's future when a check passed, the refusal otherwise.
+pub fn proceed<F>(checked: Result<(), GatewayError>, call: impl FnOnce() -> F) -> Early<F> {
+    match checked {
+        Ok(()) => Early::inner(call()),
+        Err(e) => Early::refused(e),
+    }
+}
+
 /// The request's context; every request that entered the stack has one.
 pub fn ctx<B>(req: &http::Request<B>) -> Result<&Ctx, GatewayError> {
     req.extensions().get::<Ctx>().ok_or(GatewayError::Internal)

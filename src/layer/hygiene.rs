@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{ctx, Attach, Canonical, Early, Rejection};
 use crate::body::Body;
@@ -17,21 +17,7 @@ use crate::error::GatewayError;
 use crate::middleware::hygiene;
 use crate::policy::path::canonicalize_with;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HygieneLayer;
-
-impl<S> Layer<S> for HygieneLayer {
-    type Service = Hygiene<S>;
-
-    fn layer(&self, inner: S) -> Hygiene<S> {
-        Hygiene { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Hygiene<S> {
-    inner: S,
-}
+unit_layer!(HygieneLayer => Hygiene);
 
 /// Checks and cleans the head; the canonical path, and whether the log wants it.
 fn clean<B>(req: &mut Request<B>) -> Result<(Arc<str>, bool), GatewayError> {
@@ -70,7 +56,7 @@ where
 mod tests {
     use super::*;
     use crate::layer::testing::{request_with_ctx, snapshot};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     fn echo_path() -> impl Service<Request<()>, Response = Response<Body>, Error = Rejection> {
         tower::service_fn(|req: Request<()>| async move {

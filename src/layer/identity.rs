@@ -11,9 +11,9 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::facts::{ctx, Admitted, Early, Rejection, Target};
+use super::facts::{ctx, proceed, Admitted, Early, Rejection, Target};
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::proxy::{headers, upgrade};
@@ -22,21 +22,7 @@ use crate::proxy::{headers, upgrade};
 #[derive(Debug, Clone)]
 pub struct UpgradeTo(pub HeaderValue);
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IdentityLayer;
-
-impl<S> Layer<S> for IdentityLayer {
-    type Service = Identity<S>;
-
-    fn layer(&self, inner: S) -> Identity<S> {
-        Identity { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Identity<S> {
-    inner: S,
-}
+unit_layer!(IdentityLayer => Identity);
 
 fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
     let snap = ctx(req)?.snap.clone();
@@ -81,10 +67,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        match rewrite(&mut req) {
-            Ok(()) => Early::inner(self.inner.call(req)),
-            Err(e) => Early::refused(e),
-        }
+        let checked = rewrite(&mut req);
+        proceed(checked, || self.inner.call(req))
     }
 }
 
@@ -94,7 +78,7 @@ mod tests {
     use crate::auth::principal::Principal;
     use crate::layer::testing::{recorder, routed, snapshot};
     use std::sync::Arc;
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test]
     async fn the_identity_is_injected_and_hop_by_hop_and_authorization_removed() {

@@ -6,6 +6,27 @@
 //! Every layer is generic over the request body except the terminal services that
 //! read it (`forward.rs` streams hyper's `Incoming` to the upstream).
 
+/// A layer without settings: `FooLayer` wraps a service as `Foo { inner }`.
+macro_rules! unit_layer {
+    ($layer:ident => $service:ident) => {
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $layer;
+
+        impl<S> tower::Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> $service<S> {
+                $service { inner }
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        pub struct $service<S> {
+            inner: S,
+        }
+    };
+}
+
 pub mod access_log;
 pub mod auth;
 pub mod body_limit;

@@ -7,27 +7,13 @@
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::{ctx, Answered, Early, Rejection, Target};
 use crate::body::Body;
 use crate::error::{GatewayError, Reason};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PreflightLayer;
-
-impl<S> Layer<S> for PreflightLayer {
-    type Service = Preflight<S>;
-
-    fn layer(&self, inner: S) -> Preflight<S> {
-        Preflight { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Preflight<S> {
-    inner: S,
-}
+unit_layer!(PreflightLayer => Preflight);
 
 fn answer<B>(req: &Request<B>, route: Option<usize>) -> Result<Response<Body>, GatewayError> {
     let config = &ctx(req)?.snap.config;
@@ -68,7 +54,7 @@ where
 mod tests {
     use super::*;
     use crate::layer::testing::{recorder, request_with_ctx, snapshot};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     fn preflight(origin: &str) -> Request<()> {
         let s = snapshot("[cors]\nallow_origins = [\"https://app.test\"]\n");

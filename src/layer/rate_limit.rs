@@ -7,8 +7,6 @@
 //! in-memory decision is synchronous; a Redis decision is the one place this layer
 //! boxes a future (it owns the request and the inner service until Redis answers).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -16,7 +14,7 @@ use futures_util::FutureExt as _;
 use http::{HeaderMap, Request, Response};
 use tower::{Layer, Service};
 
-use super::facts::{ctx, Admitted, Early, Outcome, Rejection, Target};
+use super::facts::{ctx, Admitted, Early, OrBoxed, Rejection, Target};
 use crate::auth::principal::Principal;
 use crate::body::Body;
 use crate::error::GatewayError;
@@ -129,26 +127,7 @@ fn policy_for<B>(req: &Request<B>, phase: Phase) -> Result<Option<Decide>, Gatew
     }))
 }
 
-pub type BoxOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
-
-pin_project_lite::pin_project! {
-    #[project = Proj]
-    pub enum ResponseFuture<F> {
-        Now { #[pin] inner: Early<F> },
-        Remote { inner: BoxOutcome },
-    }
-}
-
-impl<F: Future<Output = Outcome>> Future for ResponseFuture<F> {
-    type Output = Outcome;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        match self.project() {
-            Proj::Now { inner } => inner.poll(cx),
-            Proj::Remote { inner } => inner.as_mut().poll(cx),
-        }
-    }
-}
+pub type ResponseFuture<F> = OrBoxed<Early<F>>;
 
 impl<S, B> Service<Request<B>> for RateLimit<S>
 where
@@ -165,7 +144,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let now = |inner| ResponseFuture::Now { inner };
+        let now = |inner| OrBoxed::Now { inner };
         let d = match policy_for(&req, self.phase) {
             Ok(Some(d)) => d,
             Ok(None) => return now(Early::inner(self.inner.call(req))),
@@ -183,7 +162,7 @@ where
         // Redis: this copy of the (ready) inner service waits with the request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::Remote {
+        OrBoxed::Boxed {
             inner: Box::pin(async move {
                 if let Err(retry) = d.policy.check(&d.input(req.headers())).await {
                     return Err(refused(&d.policy, retry).into());

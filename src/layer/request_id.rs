@@ -11,26 +11,12 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::{HeaderValue, Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::RequestId;
 use crate::middleware::request_id::{ensure, X_REQUEST_ID};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
-
-impl<S> Layer<S> for RequestIdLayer {
-    type Service = SetRequestId<S>;
-
-    fn layer(&self, inner: S) -> SetRequestId<S> {
-        SetRequestId { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SetRequestId<S> {
-    inner: S,
-}
+unit_layer!(RequestIdLayer => SetRequestId);
 
 impl<S, B, R> Service<Request<B>> for SetRequestId<S>
 where
@@ -81,7 +67,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test]
     async fn a_sane_id_is_kept_and_echoed_and_a_bad_one_replaced() {

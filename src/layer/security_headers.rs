@@ -6,26 +6,12 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::{Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::facts::Ctx;
 use crate::middleware::transform::security_headers;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SecurityHeadersLayer;
-
-impl<S> Layer<S> for SecurityHeadersLayer {
-    type Service = SecurityHeaders<S>;
-
-    fn layer(&self, inner: S) -> SecurityHeaders<S> {
-        SecurityHeaders { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SecurityHeaders<S> {
-    inner: S,
-}
+unit_layer!(SecurityHeadersLayer => SecurityHeaders);
 
 impl<S, B, R> Service<Request<B>> for SecurityHeaders<S>
 where
@@ -80,7 +66,7 @@ mod tests {
     use super::*;
     use crate::body::Body;
     use crate::layer::testing::{request_with_ctx, snapshot};
-    use tower::ServiceExt as _;
+    use tower::{Layer as _, ServiceExt as _};
 
     #[tokio::test]
     async fn on_when_configured_only() {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::layer::testing::{request_with_ctx, snapshot};
-use tower::ServiceExt as _;
+use tower::{Layer as _, ServiceExt as _};
 
 /// The classifier over a service that answers with the target it was given.
 async fn target_of(mut req: Request<()>) -> Result<Target, GatewayError> {
