@@ -32,9 +32,11 @@
 //! - [`explain`] and [`middleware::access_log::set_sink`]: the `explain` command and
 //!   the binary's log setup.
 //! - [`fuzzing`]: the entry points of `fuzz/` (a separate crate).
-//! - [`body`], [`token::endpoint`] and the modules issue 10 is reshaping ([`stack`],
-//!   [`layer`], [`state`], [`server`], [`error`], [`ratelimit`], [`middleware`]): their
-//!   public docs link to each other; their visibility is settled with that work.
+//! - [`stack`], [`state`] and [`body`] (`RequestBody`): `benches/stack.rs` drives the
+//!   whole stack in-process.
+//! - [`token::endpoint`] and the modules issue 10 is reshaping ([`layer`],
+//!   [`server`], [`error`], [`ratelimit`], [`middleware`]): their public docs link to
+//!   each other; their visibility is settled with that work.
 //!
 //! Crate-private: `proxy`, `policy::path`, `policy::scope` and the token service's
 //! `keys`, `hashing` and `denylist`.

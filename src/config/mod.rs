@@ -2,13 +2,14 @@
 //!
 //! `file.rs` mirrors the file (serde, unknown keys refused); `validate.rs` turns it
 //! into [`Config`], collecting every problem as a [`ConfigIssue`] that names the file,
-//! the key and the fix. The rest of the crate only ever sees a valid `Config`.
+//! the key and the fix (`errors.rs`). The rest of the crate only ever sees a valid
+//! `Config`.
 
+mod errors;
 mod file;
 pub(crate) mod units;
 mod validate;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::auth::jwks::IssuerConfig;
 use crate::auth::jwt::Verifier;
 use crate::policy::matcher::{Pattern, Routable, Router};
 
+pub use errors::{ConfigErrors, ConfigIssue};
 pub use validate::parse_str;
 
 /// A validated configuration.
@@ -212,51 +214,6 @@ impl Routable for Route {
         self.methods.as_deref()
     }
 }
-
-/// One problem found in a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Dotted key path, e.g. `routes[2].upstream`.
-    pub key: String,
-    /// What is wrong with the value.
-    pub problem: String,
-    /// How to correct it.
-    pub fix: String,
-}
-
-/// Every problem found in a configuration file.
-#[derive(Debug, Clone)]
-pub struct ConfigErrors {
-    /// The file that was read.
-    pub file: PathBuf,
-    /// Every problem, in file order.
-    pub issues: Vec<ConfigIssue>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.issues.len();
-        writeln!(
-            f,
-            "{}: {n} configuration error{}",
-            self.file.display(),
-            if n == 1 { "" } else { "s" }
-        )?;
-        for i in &self.issues {
-            writeln!(
-                f,
-                "  {}: {}: {}\n      fix: {}",
-                self.file.display(),
-                i.key,
-                i.problem,
-                i.fix
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 impl Config {
     /// Reads and validates a configuration file.

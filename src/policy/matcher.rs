@@ -241,8 +241,9 @@ impl<R: Routable> Router<R> {
         }
     }
 
-    /// [`Router::find`] by position in [`Router::routes`]: `Ok(index)`, or `Err` with
-    /// the methods the path allows (`None`: no route has the path).
+    /// Finds the route for a canonical path, by position in [`Router::routes`]:
+    /// `Ok(index)`, or `Err` with the methods the path allows (`None`: no route has the
+    /// path). `host` is the request's host, lower-case, without the port.
     pub(crate) fn find_index(
         &self,
         method: &Method,

@@ -1,3 +1,7 @@
+//! Unit tests of configuration validation: a good file is typed as written; every
+//! bad value is reported with its key (all of them in one run); unknown keys and
+//! sections, routes that can never match, and bad keys and issuers are refused.
+
 use super::*;
 use crate::config::{AuthMode, UpstreamTarget};
 use crate::policy::matcher::Routable;

@@ -1,3 +1,6 @@
+//! Unit tests of the router: the most specific pattern wins, 404 and 405 are told
+//! apart (with the allowed methods), and malformed patterns are refused.
+
 use super::*;
 
 #[derive(Debug)]

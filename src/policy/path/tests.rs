@@ -1,3 +1,7 @@
+//! Unit tests of path canonicalization: a table of cases, canonical outputs as
+//! fixed points, properties (idempotent, escaped dots and slashes never resolve, no
+//! panics), and double-encoded separators refused.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,7 @@
+//! Unit tests of forwarded headers: hop-by-hop and `Connection`-named headers are
+//! removed, upgrades reported, and `X-Forwarded-*` replaced for untrusted peers and
+//! appended for trusted ones (the client IP walks the trusted hops).
+
 use super::*;
 
 fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -1,3 +1,7 @@
+//! Unit tests of signing keys: generated keys sign and their public halves verify,
+//! an existing RSA key publishes its JWK, bad material is refused, and an HMAC
+//! secret is never published.
+
 use super::*;
 
 #[test]

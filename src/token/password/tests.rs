@@ -1,3 +1,7 @@
+//! Unit tests of password hashing: argon2id round trips, unknown users cost what
+//! wrong passwords cost, other parameters and bcrypt verify but ask for a rehash,
+//! anything else never verifies, and the defaults follow RFC 9106.
+
 use super::*;
 
 fn cheap() -> Hasher {
