@@ -16,6 +16,7 @@
 //! | [`token`] | the token service: `/token` grants, user store, password hashing, signing keys, JWKS and discovery, revocation |
 //! | [`ratelimit`] | keyed GCRA rate limiting with bounded memory |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
+//! | [`embed`] | the verification and route policy as a tower layer for axum / tonic services (feature `layer`) |
 //!
 //! ## Public API
 //!
@@ -44,6 +45,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod explain;
 pub mod fuzzing;

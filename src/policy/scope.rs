@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use crate::auth::principal::Principal;
+#[cfg(feature = "server")]
 use crate::config::Route;
 
 /// The principal's effective scopes: token scopes, then role-granted ones, no repeats.
@@ -27,27 +28,65 @@ pub fn effective_scopes(p: &Principal, roles: &HashMap<String, Vec<String>>) -> 
     out
 }
 
+/// What a route (a gateway `[[routes]]` entry, or the library layer's route policy
+/// and `RequireScopes`) asks of a verified caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Requirement<'a> {
+    /// Every one of these scopes.
+    pub scopes: &'a [String],
+    /// At least one of these scopes (when not empty).
+    pub any_scopes: &'a [String],
+    /// At least one of these roles (when not empty).
+    pub roles: &'a [String],
+}
+
 /// `Ok(effective scopes)`, or `Err(the scopes to name in the 403)`.
+#[cfg(feature = "server")]
 pub fn authorize(
     route: &Route,
     p: &Principal,
     roles: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<String>, String> {
+    let req = Requirement {
+        scopes: &route.scopes,
+        any_scopes: &route.any_scopes,
+        roles: &route.roles,
+    };
+    check(req, p, roles)
+}
+
+/// The one authorization rule, for the gateway's routes and the library layer alike:
+/// `Ok(effective scopes)`, or `Err(the scopes to name in the 403)`.
+pub fn check(
+    req: Requirement<'_>,
+    p: &Principal,
+    roles: &HashMap<String, Vec<String>>,
+) -> Result<Vec<String>, String> {
     let effective = effective_scopes(p, roles);
-    let has = |s: &String| effective.contains(s);
-    if !route.scopes.iter().all(has) {
-        return Err(route.scopes.join(" "));
-    }
-    if !route.any_scopes.is_empty() && !route.any_scopes.iter().any(has) {
-        return Err(route.any_scopes.join(" "));
-    }
-    if !route.roles.is_empty() && !route.roles.iter().any(|r| p.roles.contains(r)) {
-        return Err(route.scopes.join(" "));
-    }
+    check_effective(req, &effective, &p.roles)?;
     Ok(effective)
 }
 
-#[cfg(test)]
+/// [`check`] for a caller whose effective scopes are already known.
+pub fn check_effective(
+    req: Requirement<'_>,
+    effective: &[String],
+    caller_roles: &[String],
+) -> Result<(), String> {
+    let has = |s: &String| effective.contains(s);
+    if !req.scopes.iter().all(has) {
+        return Err(req.scopes.join(" "));
+    }
+    if !req.any_scopes.is_empty() && !req.any_scopes.iter().any(has) {
+        return Err(req.any_scopes.join(" "));
+    }
+    if !req.roles.is_empty() && !req.roles.iter().any(|r| caller_roles.contains(r)) {
+        return Err(req.scopes.join(" "));
+    }
+    Ok(())
+}
+
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;
 
