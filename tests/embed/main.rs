@@ -1,0 +1,7 @@
+//! The library layer (`portcullis::embed`) in real applications, over real HTTP on
+//! loopback with real tokens: the axum example (`examples/axum_app.rs`) and the tonic
+//! example (`examples/tonic_app.rs`), compiled in here as they ship.
+
+mod axum;
+mod support;
+mod tonic;
