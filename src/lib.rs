@@ -42,22 +42,39 @@
 //! Crate-private: `proxy`, `policy::path`, `policy::scope` and the token service's
 //! `keys`, `hashing` and `denylist`.
 
+// Feature `layer` (always on) is the embeddable verification and policy: `auth`,
+// `policy` and `embed`. Feature `server` (default) is the gateway around them.
 pub mod auth;
+#[cfg(feature = "server")]
 pub mod body;
+#[cfg(feature = "server")]
 pub mod config;
 pub mod embed;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod explain;
+#[cfg(feature = "server")]
 pub mod fuzzing;
+#[cfg(feature = "server")]
 pub mod layer;
+#[cfg(feature = "server")]
 pub mod middleware;
 pub mod policy;
+#[cfg(feature = "server")]
 pub(crate) mod proxy;
+#[cfg(feature = "server")]
 pub mod ratelimit;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod stack;
+#[cfg(feature = "server")]
 pub mod state;
+#[cfg(feature = "server")]
 pub mod token;
 
+#[cfg(feature = "server")]
 pub use config::Config;
+#[cfg(feature = "server")]
 pub use server::Gateway;

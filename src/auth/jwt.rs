@@ -137,6 +137,7 @@ pub struct Verifier {
 }
 
 /// Seconds since the epoch.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -48,11 +48,13 @@ fn fragment() -> String {
 
 /// Answers 200 with the caller's subject and effective scopes; panics if a request
 /// without a principal reaches it on a protected path.
+type Answer = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
 fn app() -> impl tower::Service<
     Request<()>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
-    Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
+    Future = Answer,
 > + Clone
        + Send
        + 'static {
