@@ -48,7 +48,7 @@ mod require;
 mod service;
 
 pub use crate::auth::jwks::{IssuerConfig, JwksSource};
-pub use crate::auth::jwt::TokenError;
+pub use crate::auth::jwt::{ClaimRules, TokenError};
 pub use crate::auth::principal::{ClaimMapping, ClaimPath, Principal};
 pub use builder::{Builder, ConfigError, Issue, RouteSpec};
 pub use policy::{Access, RoutePolicy};
@@ -104,6 +104,13 @@ impl AuthLayer {
 }
 
 impl<R: DenialRenderer> AuthLayer<R> {
+    /// Whether every external issuer's keys were fetched at least once (a readiness
+    /// probe's answer; own keys are always ready). Until then their tokens wait for
+    /// the first fetch, briefly, and are refused if it fails.
+    pub fn is_ready(&self) -> bool {
+        self.policy.issuers.values().all(|c| c.is_ready())
+    }
+
     /// Refusals written by `renderer` (e.g. [`GrpcRenderer`] for a tonic service).
     pub fn with_renderer<R2: DenialRenderer>(self, renderer: R2) -> AuthLayer<R2> {
         AuthLayer {

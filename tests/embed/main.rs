@@ -3,5 +3,6 @@
 //! example (`examples/tonic_app.rs`), compiled in here as they ship.
 
 mod axum;
+mod issuers;
 mod support;
 mod tonic;
