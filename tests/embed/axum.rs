@@ -3,9 +3,7 @@
 //! is refused with RFC 6750 JSON and a `WWW-Authenticate` challenge, before any
 //! handler runs.
 
-#[allow(dead_code)] // its `main` is the example's, not the test's
-#[path = "../../examples/axum_app.rs"]
-mod axum_app;
+use crate::axum_app;
 
 use super::support::{client, layer, refused_tokens, token};
 

@@ -3,9 +3,7 @@
 //! keys and algorithms, never tried against the application's own), and an unknown
 //! `kid` refetches the JWKS once per cooldown, not once per token.
 
-#[allow(dead_code)] // its `main` is the example's, not the test's
-#[path = "../../examples/axum_app.rs"]
-mod axum_app;
+use crate::axum_app;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

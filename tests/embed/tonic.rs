@@ -2,9 +2,7 @@
 //! tonic's own client over HTTP/2 on loopback: refusals arrive as the gRPC statuses
 //! UNAUTHENTICATED (16) and PERMISSION_DENIED (7), in a trailers-only response.
 
-#[allow(dead_code)] // its `main` is the example's, not the test's
-#[path = "../../examples/tonic_app.rs"]
-mod tonic_app;
+use crate::tonic_app;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
