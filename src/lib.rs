@@ -33,6 +33,10 @@
 //! - [`explain`] and [`middleware::access_log::set_sink`]: the `explain` command and
 //!   the binary's log setup.
 //! - [`fuzzing`]: the entry points of `fuzz/` (a separate crate).
+//! - [`embed`]: the verification and route policy as a tower layer for Rust services
+//!   (`AuthLayer`, `RequireScopes`, `Principal`; docs/embedding.md). It builds alone with
+//!   `default-features = false, features = ["layer"]`: every other module is the
+//!   gateway, behind the default feature `server`.
 //! - [`stack`], [`state`] and [`body`] (`RequestBody`): `benches/stack.rs` drives the
 //!   whole stack in-process.
 //! - [`token::endpoint`] and the modules issue 10 is reshaping ([`layer`],
