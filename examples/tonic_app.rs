@@ -7,7 +7,7 @@
 //! It serves HTTP/2 with hyper directly (tonic's `transport` feature is not needed).
 //!
 //! ```text
-//! cargo run --example tonic_app --features axum -- examples/auth.toml 127.0.0.1:50051
+//! cargo run --example tonic_app -- examples/auth.toml 127.0.0.1:50051
 //! ```
 //!
 //! `tests/embed/tonic.rs` calls it with tonic's client over loopback.

@@ -53,6 +53,7 @@ pub mod auth;
 pub mod body;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "layer")]
 pub mod embed;
 #[cfg(feature = "server")]
 pub mod error;
