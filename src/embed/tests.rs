@@ -215,3 +215,24 @@ fn bad_policies_list_every_problem_with_key_and_fix() {
         .expect_err("refused");
     assert!(e.issues[0].problem.contains("upstream"), "{e}");
 }
+
+#[test]
+fn issuers_from_toml_need_audiences_a_source_and_a_runtime() {
+    let e = AuthLayer::from_toml(
+        "[[issuers]]\nissuer = \"https://idp.test/\"\njwks_url = \"https://idp.test/jwks\"\n\
+         algorithms = [\"HS256\"]\n\n[[issuers]]\nissuer = \"https://b.test/\"\n\
+         audiences = [\"api\"]\n",
+    )
+    .expect_err("refused");
+    let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "issuers[1].jwks_url",
+            "issuers[0].audiences",
+            "issuers[0].algorithms",
+            "issuers"
+        ],
+        "{e}"
+    );
+}
