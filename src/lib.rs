@@ -15,6 +15,7 @@
 //! | [`explain`] | `portcullis explain`: the pipeline's decision for one request, step by step |
 //! | [`token`] | the token service: `/token` grants, user store, password hashing, signing keys, JWKS and discovery, revocation |
 //! | [`ratelimit`] | keyed GCRA rate limiting with bounded memory |
+//! | [`runtime`] | process-lifetime state kept across reloads by configuration: limiters, Redis, JWKS clients, upstream pools, token caches, the store; the background runtime |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 //! | [`embed`] | the verification and route policy as a tower layer for axum / tonic services (feature `layer`) |
 //!
@@ -70,6 +71,8 @@ pub mod policy;
 pub(crate) mod proxy;
 #[cfg(feature = "server")]
 pub mod ratelimit;
+#[cfg(feature = "server")]
+pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -89,9 +89,9 @@ async fn serve(path: PathBuf, config: Config, workers: usize) -> anyhow::Result<
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match Config::load(&path) {
-                Ok(c) => gateway.reload(c),
-                Err(e) => tracing::error!(errors = %e, "reload refused; still serving the last good configuration"),
+            // Read and validated on the background runtime, not on this worker.
+            _ = hup.recv() => if let Err(e) = gateway.reload_from(&path).await {
+                tracing::error!(errors = %e, "reload refused; still serving the last good configuration");
             },
             _ = term.recv() => break,
             _ = int.recv() => break,

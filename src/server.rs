@@ -2,8 +2,10 @@
 //! allowed) and the admin one (`/healthz`, `/readyz`), graceful shutdown and reload.
 //!
 //! Shutdown stops accepting at once, lets in-flight requests finish for up to
-//! `server.shutdown_drain`, then drops what is left. Reload swaps the snapshot;
-//! `listen`, `admin_listen` and `worker_threads` only change on restart.
+//! `server.shutdown_drain`, then drops what is left. Reload swaps the snapshot, built
+//! by the [`Runtime`] from the parts whose configuration is unchanged (counters, keys,
+//! pools and caches kept; see `crate::runtime`); `/readyz` does not flip. `listen`,
+//! `admin_listen` and `worker_threads` only change on restart.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,10 +24,10 @@ use tokio::sync::{oneshot, watch};
 use tower::ServiceExt as _;
 
 use crate::body::Body;
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::error::json_response;
+use crate::runtime::{Runtime, Shared};
 use crate::stack::Peer;
-use crate::state::{Shared, Snapshot};
 
 mod head_timeout;
 
@@ -37,6 +39,7 @@ pub struct Gateway {
     /// The address of the admin listener, if configured.
     pub admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
     stop: watch::Sender<bool>,
     /// One per worker and one for the admin listener; fire when each has finished.
     done: Vec<oneshot::Receiver<()>>,
@@ -82,18 +85,8 @@ impl Gateway {
             .transpose()?;
         let drain = config.server.shutdown_drain;
         let builder = Arc::new(http_builder(&config));
-        let token_runtime = match &config.token_service {
-            Some(svc) => {
-                svc.persist_created_keys()?;
-                Some(
-                    crate::token::TokenRuntime::start(svc)
-                        .await
-                        .map_err(std::io::Error::other)?,
-                )
-            }
-            None => None,
-        };
-        let shared = Shared::new(config, workers, token_runtime);
+        let runtime = Runtime::start(&config, workers).await?;
+        let shared = Shared::new(runtime.snapshot(config), workers);
         let (stop, stop_rx) = watch::channel(false);
         let mut done = Vec::with_capacity(workers + 1);
 
@@ -157,41 +150,39 @@ impl Gateway {
             addr,
             admin_addr,
             shared,
+            runtime,
             stop,
             done,
         })
     }
 
-    /// Swaps in a new configuration for every request that starts from now on.
+    /// Swaps in a new configuration for every request that starts from now on. The
+    /// parts whose configuration is unchanged are kept (see `crate::runtime`).
     pub fn reload(&self, config: Config) {
-        let old = self.shared.snapshot.load();
-        if old.config.server.listen != config.server.listen
-            || old.config.server.admin_listen != config.server.admin_listen
-        {
-            tracing::warn!("server.listen / server.admin_listen changed: the new addresses take effect on restart");
-        }
-        let mut token_runtime = old.token_runtime.clone();
-        if let Some(svc) = &config.token_service {
-            if let Err(e) = svc.persist_created_keys() {
-                tracing::error!(error = %e, "could not write a new signing key; keeping the old configuration");
-                return;
+        apply_reload(&self.shared, &self.runtime, config);
+    }
+
+    /// Reads, validates and applies the configuration file at `path` on the background
+    /// runtime (never on a worker: a reload costs the requests in flight nothing). On
+    /// error the current configuration stays.
+    pub async fn reload_from(&self, path: &std::path::Path) -> Result<(), ConfigErrors> {
+        let (shared, runtime, path) = (
+            self.shared.clone(),
+            self.runtime.clone(),
+            path.to_path_buf(),
+        );
+        let task = self.runtime.background().spawn_blocking(move || {
+            let config = Config::load(&path)?;
+            apply_reload(&shared, &runtime, config);
+            Ok(())
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "the reload task failed; keeping the old configuration");
+                Ok(())
             }
-            match &token_runtime {
-                Some(rt) if rt.store_url != svc.store_url => {
-                    tracing::warn!("users.store changed: the new store is used after a restart")
-                }
-                None => tracing::warn!(
-                    "the token service was turned on: it starts serving after a restart"
-                ),
-                Some(_) => {}
-            }
-        } else {
-            token_runtime = None;
         }
-        let snapshot = Snapshot::new(config, self.shared.workers, token_runtime);
-        snapshot.start_background();
-        self.shared.snapshot.store(Arc::new(snapshot));
-        tracing::info!("configuration reloaded");
     }
 
     /// Stops accepting, drains in-flight requests (up to the drain time) and returns.
@@ -202,6 +193,27 @@ impl Gateway {
             let _ = done.await;
         }
     }
+}
+
+/// Builds the snapshot of `config` from the runtime and swaps it in.
+fn apply_reload(shared: &Shared, runtime: &Runtime, config: Config) {
+    let old = shared.snapshot.load();
+    if old.config.server.listen != config.server.listen
+        || old.config.server.admin_listen != config.server.admin_listen
+    {
+        tracing::warn!(
+            "server.listen / server.admin_listen changed: the new addresses take effect on restart"
+        );
+    }
+    if let Some(svc) = &config.token_service {
+        if let Err(e) = svc.persist_created_keys() {
+            tracing::error!(error = %e, "could not write a new signing key; keeping the old configuration");
+            return;
+        }
+    }
+    drop(old);
+    shared.snapshot.store(Arc::new(runtime.snapshot(config)));
+    tracing::info!("configuration reloaded");
 }
 
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {

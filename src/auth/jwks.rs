@@ -38,7 +38,7 @@ use super::jwt::TokenError;
 use super::principal::Principal;
 
 /// Where an issuer's keys come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
     Url(String),
     /// `<issuer>/.well-known/openid-configuration` → `jwks_uri`.
@@ -47,8 +47,9 @@ pub enum JwksSource {
 
 pub use super::principal::ClaimPath;
 
-/// One `[[issuers]]` entry, typed.
-#[derive(Debug, Clone)]
+/// One `[[issuers]]` entry, typed: plain data, compared on reload (an unchanged entry
+/// keeps its client, keys and refresher).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerConfig {
     pub issuer: String,
     pub source: JwksSource,
@@ -138,6 +139,17 @@ impl JwksClient {
         })
     }
 
+    /// Takes over the keys of the client this one replaces, when both fetch the same
+    /// key set (same issuer, source and algorithms; only rules or refresh timings
+    /// changed): a reload then never serves without keys, nor flips readiness.
+    pub fn inherit_keys(&self, old: &JwksClient) {
+        let (a, b) = (&self.config, &old.config);
+        if a.issuer == b.issuer && a.source == b.source && a.algorithms == b.algorithms {
+            self.keys.store(old.keys.load_full());
+            self.ready.store(old.is_ready(), Ordering::Relaxed);
+        }
+    }
+
     /// Whether keys were fetched at least once.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
@@ -207,10 +219,11 @@ impl JwksClient {
         Ok(age)
     }
 
-    /// The refresh loop; ends when the client is dropped (a reload replaces it).
-    pub fn spawn_refresher(self: &Arc<Self>) {
+    /// The refresh loop, on `rt` (the background runtime); ends when the client is
+    /// dropped (a reload that changes or removes the issuer).
+    pub fn spawn_refresher(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
         let weak: Weak<JwksClient> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        rt.spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
                 let Some(me) = weak.upgrade() else { return };

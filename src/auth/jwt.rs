@@ -134,6 +134,10 @@ pub struct Verifier {
     pub issuer: String,
     rules: ClaimRules,
     keys: Vec<VerifyKey>,
+    /// SHA-256 over every key's kid, algorithm and material, set by the configuration
+    /// ([`Verifier::set_key_material`]); until then unique to this verifier, so two
+    /// verifiers built without it never count as the same.
+    key_digest: [u8; 32],
 }
 
 /// Seconds since the epoch.
@@ -150,13 +154,46 @@ impl Verifier {
             .into_iter()
             .map(|(kid, alg, key)| VerifyKey { kid, alg, key })
             .collect();
+        static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let unique = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("unset:{}:{n}", std::process::id()).as_bytes(),
+        );
+        let mut key_digest = [0u8; 32];
+        key_digest.copy_from_slice(unique.as_ref());
         Verifier {
             cache_max_age: Duration::from_secs(30),
             cache_size: 10_000,
             issuer: rules.issuer.clone(),
             rules,
             keys,
+            key_digest,
         }
+    }
+
+    /// Records what the keys are made of (kid, algorithm and key material of each, in
+    /// order), so that [`Verifier::verifies_like`] can tell a reload that changed a
+    /// key's material behind the same kid.
+    pub fn set_key_material(&mut self, material: &[u8]) {
+        let d = ring::digest::digest(&ring::digest::SHA256, material);
+        self.key_digest.copy_from_slice(d.as_ref());
+    }
+
+    /// Whether `other` accepts exactly the tokens this one accepts, with the same
+    /// claims, and caches them alike (what decides whether verified-token caches may
+    /// outlive a reload).
+    pub fn verifies_like(&self, other: &Verifier) -> bool {
+        self.key_digest == other.key_digest
+            && self.rules == other.rules
+            && self.cache_max_age == other.cache_max_age
+            && self.cache_size == other.cache_size
+            && self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|(a, b)| a.kid == b.kid && a.alg == b.alg)
     }
 
     /// The configured keys.

@@ -322,7 +322,10 @@ impl Builder {
             .into_iter()
             .map(|c| {
                 let client = JwksClient::new(c);
-                client.spawn_refresher();
+                // Checked above: the layer is built inside a runtime.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    client.spawn_refresher(&rt);
+                }
                 (client.config.issuer.clone(), client)
             })
             .collect();

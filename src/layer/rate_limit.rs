@@ -105,7 +105,7 @@ fn policy_for<B>(req: &Request<B>, phase: Phase) -> Result<Option<Decide>, Gatew
         _ => None,
     }
     .ok_or(GatewayError::Internal)?;
-    let Some(policy) = config.rate_limits.for_route(route.rate_limit.as_deref()) else {
+    let Some(policy) = c.snap.rate_limit(route.rate_limit.as_deref()) else {
         return Ok(None);
     };
     if policy.key.needs_identity() != (phase == Phase::AfterAuth) {
@@ -150,7 +150,7 @@ where
             Ok(None) => return now(Early::inner(self.inner.call(req))),
             Err(e) => return now(Early::refused(e)),
         };
-        if d.policy.redis.is_none() {
+        if d.policy.in_memory() {
             // In memory: decided without waiting.
             let decided = d.policy.check(&d.input(req.headers())).now_or_never();
             return match decided {

@@ -20,7 +20,7 @@ pub fn snapshot(fragment: &str) -> Arc<Snapshot> {
     );
     let config = crate::config::parse_str(&text, Path::new("layer-test.toml"))
         .unwrap_or_else(|e| panic!("test config: {e}"));
-    Arc::new(Snapshot::new(config, 1, None))
+    Arc::new(Snapshot::detached(config))
 }
 
 /// A request for `uri` from 192.0.2.7, with its context.

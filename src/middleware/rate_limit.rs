@@ -10,8 +10,9 @@
 //!
 //! A refusal is `429` with `Retry-After`, and the IETF draft headers
 //! `RateLimit-Policy: "NAME";q=BURST;w=SECONDS` and `RateLimit: "NAME";r=0;t=SECONDS`.
-//! In memory (the default), counters live in the configuration snapshot and a reload
-//! starts them afresh. With `[rate_limits] backend = "redis://…"` every decision is
+//! The configuration holds each policy as data ([`PolicySpec`]); the counters
+//! ([`Policy`]) are owned by the runtime (`crate::runtime`) and kept across a reload
+//! that leaves the policy's spec unchanged (a changed spec starts afresh). With `[rate_limits] backend = "redis://…"` every decision is
 //! one Lua script run atomically in Redis (the same GCRA, on the server's clock), so
 //! replicas share one budget; a Redis that fails or answers later than
 //! `redis_timeout` is handled by the policy's `on_error` (`allow`, or `deny` — the
@@ -35,7 +36,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
-pub use redis_backend::RedisBackend;
+pub use redis_backend::{check_url, RedisBackend};
 
 use crate::ratelimit::{retry_after_secs, Decision, Key, Limiter, Rate};
 
@@ -46,7 +47,7 @@ pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 pub const LOGIN_POLICIES: [&str; 2] = ["login", "login_ip"];
 
 /// One part of a policy's key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeyPart {
     Ip,
     Subject,
@@ -58,7 +59,7 @@ pub enum KeyPart {
 }
 
 /// What a request's key is made of.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeySpec(pub Vec<KeyPart>);
 
 impl KeySpec {
@@ -115,47 +116,76 @@ pub struct KeyInput<'a> {
 }
 
 /// What a policy does when its Redis backend fails or is too slow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OnError {
     Allow,
     Deny,
 }
 
-/// A named policy and its counters.
-#[derive(Debug)]
-pub struct Policy {
-    pub name: String,
-    pub key: KeySpec,
-    pub limiter: Limiter,
-    pub burst: u32,
-    pub on_error: OnError,
-    /// Counters in Redis instead of `limiter`.
-    pub redis: Option<Arc<RedisBackend>>,
-    /// IPv6 addresses are keyed by this prefix length (128: each address).
-    pub ipv6_prefix: u8,
+/// `[rate_limits] backend = "redis://…"`: where shared counters live. Plain data; the
+/// client is built by the runtime (`crate::runtime`), one per distinct spec.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RedisSpec {
+    /// `redis://[user:password@]host:port[/db]` (may hold a password: never printed).
+    pub url: String,
+    /// `redis_timeout`: a decision that takes longer applies `on_error`.
+    pub timeout: std::time::Duration,
 }
 
-impl Policy {
+impl std::fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSpec")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A named policy as configured: plain data, compared on reload. Two equal specs are
+/// the same policy, so a reload that leaves a spec unchanged keeps its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    pub name: String,
+    pub key: KeySpec,
+    pub rate: Rate,
+    /// `burst`; `None`: the rate's count.
+    pub burst: Option<u32>,
+    /// Most keys tracked in memory.
+    pub max_keys: usize,
+    pub on_error: OnError,
+    /// IPv6 addresses are keyed by this prefix length (128: each address).
+    pub ipv6_prefix: u8,
+    /// Counters in Redis instead of in memory.
+    pub backend: Option<RedisSpec>,
+}
+
+impl PolicySpec {
+    /// A memory policy with the defaults (`on_error = deny` for the login policies).
     pub fn new(
         name: &str,
         key: KeySpec,
         rate: Rate,
         burst: Option<u32>,
         max_keys: usize,
-    ) -> Policy {
-        Policy {
+    ) -> PolicySpec {
+        PolicySpec {
             name: name.to_string(),
             key,
-            limiter: Limiter::new(rate, burst, max_keys),
-            burst: burst.unwrap_or(rate.count),
+            rate,
+            burst,
+            max_keys,
             on_error: if LOGIN_POLICIES.contains(&name) {
                 OnError::Deny
             } else {
                 OnError::Allow
             },
-            redis: None,
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
+            backend: None,
         }
+    }
+
+    /// The burst: as configured, else the rate's count.
+    pub fn burst(&self) -> u32 {
+        self.burst.unwrap_or(self.rate.count)
     }
 
     /// The client address as a key: IPv4 as is, IPv6 as its `ipv6_prefix` network.
@@ -225,15 +255,66 @@ impl Policy {
         out
     }
 
+    /// `RateLimit-Policy` value: the burst over the policy's window.
+    pub fn policy_header(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            self.name,
+            self.burst(),
+            self.rate.per.as_secs().max(1)
+        )
+    }
+}
+
+/// A policy and its counters: built by the runtime from a [`PolicySpec`] and kept
+/// across reloads while the spec stays the same. Reads as its spec (`Deref`).
+#[derive(Debug)]
+pub struct Policy {
+    spec: PolicySpec,
+    limiter: Limiter,
+    /// Counters in Redis instead of `limiter`.
+    redis: Option<Arc<RedisBackend>>,
+}
+
+impl std::ops::Deref for Policy {
+    type Target = PolicySpec;
+
+    fn deref(&self) -> &PolicySpec {
+        &self.spec
+    }
+}
+
+impl Policy {
+    /// The counters of `spec`; `redis` is its backend's client when it has one.
+    pub fn new(spec: PolicySpec, redis: Option<Arc<RedisBackend>>) -> Policy {
+        Policy {
+            limiter: Limiter::new(spec.rate, spec.burst, spec.max_keys),
+            spec,
+            redis,
+        }
+    }
+
+    /// The spec this policy was built from.
+    pub fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    /// Whether decisions are taken in memory (at once) rather than in Redis.
+    pub fn in_memory(&self) -> bool {
+        self.redis.is_none()
+    }
+
+    /// The in-memory counters (unused with a Redis backend).
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
     /// Counts one request; `Err(retry-after seconds)` when refused.
     pub async fn check(&self, k: &KeyInput<'_>) -> Result<(), u64> {
         let key = Key::from(self.key_of(k));
         let decision = match &self.redis {
             None => self.limiter.check(key),
-            Some(r) => match r
-                .decide(&self.name, &key, self.limiter.rate(), self.burst)
-                .await
-            {
+            Some(r) => match r.decide(&self.name, key, self.rate, self.burst()).await {
                 Ok(d) => d,
                 Err(e) => {
                     r.warn(&self.name, self.on_error, &e);
@@ -259,31 +340,20 @@ impl Policy {
         match &self.redis {
             None => self.limiter.refund(key),
             Some(r) => {
-                if let Err(e) = r.refund(&self.name, &key, self.limiter.rate()).await {
+                if let Err(e) = r.refund(&self.name, key, self.rate).await {
                     r.warn(&self.name, self.on_error, &e);
                 }
             }
         }
     }
-
-    /// `RateLimit-Policy` value: the burst over the policy's window.
-    pub fn policy_header(&self) -> String {
-        let r = self.limiter.rate();
-        format!(
-            "\"{}\";q={};w={}",
-            self.name,
-            self.burst,
-            r.per.as_secs().max(1)
-        )
-    }
 }
 
-/// Every policy of a configuration.
-#[derive(Debug)]
+/// Every policy of a configuration, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimits {
-    pub policies: HashMap<String, Arc<Policy>>,
+    pub policies: HashMap<String, PolicySpec>,
     /// The shared backend, if any (also given to the login defaults).
-    pub redis: Option<Arc<RedisBackend>>,
+    pub backend: Option<RedisSpec>,
     /// `[rate_limits] ipv6_prefix` (policies may override it).
     pub ipv6_prefix: u8,
 }
@@ -292,7 +362,7 @@ impl Default for RateLimits {
     fn default() -> RateLimits {
         RateLimits {
             policies: HashMap::new(),
-            redis: None,
+            backend: None,
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
         }
     }
@@ -300,7 +370,7 @@ impl Default for RateLimits {
 
 /// The login policies used when `[rate_limits.login]` / `[rate_limits.login_ip]` are
 /// not configured: from `[tokens] login_rate` and `login_ip_rate`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginDefaults {
     pub per_user: Rate,
     pub per_ip: Rate,
@@ -320,30 +390,33 @@ impl RateLimits {
             let Ok(spec) = KeySpec::parse(key) else {
                 continue;
             };
-            let mut p = Policy::new(name, spec, rate, None, d.max_keys);
-            p.redis = self.redis.clone();
+            let mut p = PolicySpec::new(name, spec, rate, None, d.max_keys);
+            p.backend = self.backend.clone();
             p.ipv6_prefix = self.ipv6_prefix;
-            self.policies.insert(name.to_string(), Arc::new(p));
+            self.policies.insert(name.to_string(), p);
         }
     }
+}
 
+/// A configuration's live policies by name (what a snapshot reads).
+#[derive(Debug, Default)]
+pub struct Policies(pub HashMap<String, Arc<Policy>>);
+
+impl Policies {
     /// The two login policies, when the token service is configured.
     pub fn login(&self) -> Option<(&Policy, &Policy)> {
-        Some((
-            &**self.policies.get("login")?,
-            &**self.policies.get("login_ip")?,
-        ))
+        Some((&**self.0.get("login")?, &**self.0.get("login_ip")?))
     }
 
     /// The policy of a route: its own (`None` when it says `"none"`), else `default`.
     pub fn for_route(&self, route_policy: Option<&str>) -> Option<&Arc<Policy>> {
-        if self.policies.is_empty() {
+        if self.0.is_empty() {
             return None;
         }
         match route_policy {
             Some("none") => None,
-            Some(name) => self.policies.get(name),
-            None => self.policies.get("default"),
+            Some(name) => self.0.get(name),
+            None => self.0.get("default"),
         }
     }
 }
@@ -351,6 +424,10 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn memory(spec: PolicySpec) -> Policy {
+        Policy::new(spec, None)
+    }
 
     #[test]
     fn key_specs_parse_and_bad_ones_are_refused() {
@@ -369,13 +446,13 @@ mod tests {
 
     #[tokio::test]
     async fn keys_separate_callers_and_fall_back_to_the_ip() {
-        let p = Policy::new(
+        let p = memory(PolicySpec::new(
             "p",
             KeySpec::parse("subject+route").expect("spec"),
             "1/1m".parse().expect("rate"),
             None,
             100,
-        );
+        ));
         let h = HeaderMap::new();
         let k = |subject: Option<&'static str>, ip: [u8; 4]| KeyInput {
             ip: IpAddr::from(ip),
@@ -408,13 +485,13 @@ mod tests {
     async fn subjects_are_per_issuer_and_never_a_clients_key() {
         let h = HeaderMap::new();
         let key = |spec: &str| KeySpec::parse(spec).expect("spec");
-        let p = Policy::new(
+        let p = memory(PolicySpec::new(
             "p",
             key("subject"),
             "1/1m".parse().expect("rate"),
             None,
             100,
-        );
+        ));
         let k = |issuer: &'static str, sub: &'static str, client: Option<&'static str>| KeyInput {
             ip: IpAddr::from([1, 1, 1, 1]),
             issuer: Some(issuer),
@@ -431,13 +508,13 @@ mod tests {
             "another issuer's alice has her own budget"
         );
         assert!(p.check(&k("https://gw.test", "alice", None)).await.is_err());
-        let c = Policy::new(
+        let c = memory(PolicySpec::new(
             "c",
             key("client_id"),
             "1/1m".parse().expect("rate"),
             None,
             100,
-        );
+        ));
         assert_eq!(
             c.check(&k("https://gw.test", "u", Some("web"))).await,
             Ok(())
@@ -468,13 +545,13 @@ mod tests {
     #[tokio::test]
     async fn ipv6_clients_are_keyed_by_their_64_and_ipv4_mapped_by_the_ipv4_address() {
         let h = HeaderMap::new();
-        let mut p = Policy::new(
+        let p = memory(PolicySpec::new(
             "p",
             KeySpec::parse("ip").expect("spec"),
             "1/1m".parse().expect("rate"),
             None,
             100,
-        );
+        ));
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
         assert_eq!(
             p.key_of(&input(ip("2001:db8:1:2:aaaa::1"), &h)),
@@ -494,6 +571,7 @@ mod tests {
         assert!(p.check(&input(ip("::ffff:192.0.2.7"), &h)).await.is_err());
         assert_eq!(p.check(&input(ip("192.0.2.8"), &h)).await, Ok(()));
         // Configurable: 128 keys each address.
+        let mut p = p.spec().clone();
         p.ipv6_prefix = 128;
         assert_eq!(p.key_of(&input(ip("2001:db8::1"), &h)), "2001:db8::1");
         p.ipv6_prefix = 48;
@@ -507,13 +585,13 @@ mod tests {
     /// rotating `X-Tenant` values then limited every tenant.
     #[tokio::test]
     async fn a_header_flood_does_not_limit_a_known_tenant() {
-        let p = Policy::new(
+        let p = memory(PolicySpec::new(
             "tenants",
             KeySpec::parse("header:x-tenant").expect("spec"),
             "3/1m".parse().expect("rate"),
             None,
             50,
-        );
+        ));
         let mut acme = HeaderMap::new();
         acme.insert("x-tenant", http::HeaderValue::from_static("acme"));
         let ip = IpAddr::from([192, 0, 2, 1]);
@@ -524,7 +602,7 @@ mod tests {
             h.insert("x-tenant", http::HeaderValue::from_str(&v).expect("value"));
             let _ = p.check(&input(ip, &h)).await;
         }
-        assert_eq!(p.limiter.keys(), 50);
+        assert_eq!(p.limiter().keys(), 50);
         assert_eq!(p.check(&input(ip, &acme)).await, Ok(()));
         assert_eq!(p.check(&input(ip, &acme)).await, Ok(()));
         assert!(p.check(&input(ip, &acme)).await.is_err(), "acme's own 3");

@@ -363,7 +363,7 @@ where
                 tracing::error!("the token service's store is not open; restart to enable it");
                 return Err(GatewayError::TokenServiceDown);
             };
-            let Some((login, login_ip)) = snap.config.rate_limits.login() else {
+            let Some((login, login_ip)) = snap.login_policies() else {
                 tracing::error!("the login rate-limit policies are missing");
                 return Err(GatewayError::TokenServiceDown);
             };

@@ -227,8 +227,11 @@ pub struct TokenRuntime {
 impl TokenRuntime {
     /// Opens (creating and migrating) the store, seeds `[[users.seed]]` users that do
     /// not exist yet, loads the deny-list and starts its periodic refresh.
-    pub async fn start(svc: &TokenService) -> Result<Arc<TokenRuntime>, StoreError> {
-        let store = Store::open(&svc.store_url).await?;
+    pub async fn start(
+        svc: &TokenService,
+        bg: &tokio::runtime::Handle,
+    ) -> Result<Arc<TokenRuntime>, StoreError> {
+        let store = Store::open_on(&svc.store_url, bg.clone()).await?;
         for u in &svc.seed_users {
             if store
                 .add_user(&u.username, &u.password_hash, &u.roles)

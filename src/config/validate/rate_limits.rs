@@ -4,8 +4,6 @@
 //! Kept apart because the section mixes backend settings and policies in one table,
 //! and because routes may only name policies declared here (checked at the end).
 
-use std::sync::Arc;
-
 use crate::config::file::RouteFile;
 
 use super::{key_segment, Issues};
@@ -31,7 +29,7 @@ pub(super) fn rate_limits(
     table: Option<toml::Value>,
     routes: &[Option<RouteFile>],
 ) -> crate::middleware::rate_limit::RateLimits {
-    use crate::middleware::rate_limit::{KeySpec, Policy, RateLimits};
+    use crate::middleware::rate_limit::{KeySpec, PolicySpec, RateLimits};
     let mut out = RateLimits::default();
     let entries = match table {
         None => toml::Table::new(),
@@ -98,8 +96,7 @@ pub(super) fn rate_limits(
         if u == "memory" {
             return None;
         }
-        crate::middleware::rate_limit::RedisBackend::new(&u, timeout)
-            .map(Arc::new)
+        crate::middleware::rate_limit::check_url(&u)
             .map_err(|e| {
                 issues.add(
                     "rate_limits.backend",
@@ -108,8 +105,9 @@ pub(super) fn rate_limits(
                 )
             })
             .ok()
+            .map(|()| crate::middleware::rate_limit::RedisSpec { url: u, timeout })
     });
-    out.redis = redis.clone();
+    out.backend = redis.clone();
     for (name, value) in entries {
         let key = format!("rate_limits.{}", key_segment(&name));
         let Some(f) = issues.section::<crate::config::file::RateLimitFile>(key.clone(), value)
@@ -169,7 +167,7 @@ pub(super) fn rate_limits(
             }
         };
         if let (Some(spec), Some(rate)) = (spec, rate) {
-            let mut policy = Policy::new(
+            let mut policy = PolicySpec::new(
                 &name,
                 spec,
                 rate,
@@ -179,11 +177,11 @@ pub(super) fn rate_limits(
             if let Some(o) = on_error {
                 policy.on_error = o;
             }
-            policy.redis = redis.clone();
+            policy.backend = redis.clone();
             policy.ipv6_prefix = f.ipv6_prefix.map_or(out.ipv6_prefix, |n| {
                 ipv6_prefix(issues, &format!("{key}.ipv6_prefix"), i64::from(n))
             });
-            out.policies.insert(name, Arc::new(policy));
+            out.policies.insert(name, policy);
         }
     }
     for (i, r) in routes.iter().enumerate() {

@@ -80,6 +80,8 @@ pub(super) fn tokens(
     }
     let mut kids = HashSet::new();
     let mut keys = Vec::new();
+    // kid, algorithm and material of every key: what tells a reload that keys changed.
+    let mut material_seen = Vec::new();
     for (i, k) in t.keys.iter().enumerate() {
         let key = |f: &str| format!("tokens.keys[{i}].{f}");
         if k.kid.is_empty() || !kids.insert(k.kid.clone()) {
@@ -99,12 +101,15 @@ pub(super) fn tokens(
         };
         if k.private_key.is_some() || k.create_if_missing {
             if let Some((sk, dk)) = private_key(issues, &key(""), k, alg, base_dir, &mut own) {
+                let public = sk.jwk.as_ref().map(ToString::to_string).unwrap_or_default();
+                push_material(&mut material_seen, &k.kid, &k.alg, public.as_bytes());
                 keys.push((k.kid.clone(), alg, dk));
                 own.signing.push(sk);
             }
             continue;
         }
         if let Some(material) = key_material(issues, &key(""), k, alg, base_dir) {
+            push_material(&mut material_seen, &k.kid, &k.alg, &material);
             if alg == jsonwebtoken::Algorithm::HS256 {
                 own.signing.push(SigningKey::from_secret(&k.kid, &material));
             }
@@ -140,6 +145,7 @@ pub(super) fn tokens(
         mapping,
     };
     let mut v = Verifier::new(rules, keys);
+    v.set_key_material(&material_seen);
     v.cache_max_age = cache_max_age;
     v.cache_size = t.cache_size;
     Some((v, own))
@@ -186,5 +192,14 @@ pub(super) fn claim_mapping(
         scope_claims: scope_claims.into_iter().map(ClaimPath).collect(),
         roles_claim: ClaimPath(roles_claim.to_string()),
         expand_roles,
+    }
+}
+
+/// Appends one key's kid, algorithm and material, length-prefixed (no two lists of
+/// keys give the same bytes).
+fn push_material(out: &mut Vec<u8>, kid: &str, alg: &str, material: &[u8]) {
+    for part in [kid.as_bytes(), alg.as_bytes(), material] {
+        out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        out.extend_from_slice(part);
     }
 }

@@ -1,9 +1,12 @@
-//! Opening the store and the runtime it lives on ("portcullis-store"): the pool is
-//! connected and migrated there, every query future is spawned there ([`Store`]'s
-//! `on_rt`), and CPU-bound password hashing runs on its blocking pool.
+//! Opening the store and the runtime it lives on: the pool is connected and migrated
+//! there, every query future is spawned there ([`Store`]'s `on_rt`), and CPU-bound
+//! password hashing runs on its blocking pool.
 //!
-//! A runtime of its own keeps database connections and housekeeping off the proxy's
-//! worker threads; it is shut down without blocking when the last clone is dropped.
+//! The gateway's store lives on its background runtime (`crate::runtime`,
+//! [`Store::open_on`]); the admin commands open one on a runtime of its own
+//! ("portcullis-store", [`Store::open`]), shut down without blocking when the last
+//! clone is dropped. Either way database connections and housekeeping stay off the
+//! proxy's worker threads.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,9 +16,9 @@ use sqlx::AnyPool;
 
 use super::{Backend, Store, StoreError};
 
-/// Owns the store's runtime; shuts it down without blocking when dropped (it may be
-/// dropped inside another runtime).
-pub(super) struct Background(Option<tokio::runtime::Runtime>);
+/// The store's runtime: its own (shut down without blocking when dropped: it may be
+/// dropped inside another runtime) or a handle to the gateway's background one.
+pub(super) struct Background(Option<tokio::runtime::Runtime>, tokio::runtime::Handle);
 
 impl Drop for Background {
     fn drop(&mut self) {
@@ -29,11 +32,9 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
-    /// Connects (creating a new SQLite file and its directory) and migrates.
+    /// Connects (creating a new SQLite file and its directory) and migrates, on a
+    /// runtime of the store's own.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let backend = Backend::of(url).ok_or_else(|| {
-            StoreError::Other("the URL must start with sqlite:// or postgres://".into())
-        })?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(8)
@@ -41,11 +42,21 @@ impl Store {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Other(format!("cannot start its runtime: {e}")))?;
-        let rt = Arc::new(Background(Some(rt)));
-        let handle =
-            rt.0.as_ref()
-                .map(|r| r.handle().clone())
-                .ok_or_else(|| StoreError::Other("runtime gone".into()))?;
+        let handle = rt.handle().clone();
+        Store::open_in(url, Background(Some(rt), handle)).await
+    }
+
+    /// Connects and migrates on `rt` (the gateway's background runtime).
+    pub async fn open_on(url: &str, rt: tokio::runtime::Handle) -> Result<Store, StoreError> {
+        Store::open_in(url, Background(None, rt)).await
+    }
+
+    async fn open_in(url: &str, rt: Background) -> Result<Store, StoreError> {
+        let backend = Backend::of(url).ok_or_else(|| {
+            StoreError::Other("the URL must start with sqlite:// or postgres://".into())
+        })?;
+        let handle = rt.1.clone();
+        let rt = Arc::new(rt);
         let url = url.to_string();
         let pool = handle
             .spawn(async move {
@@ -72,11 +83,7 @@ impl Store {
 
     /// The store runtime (its blocking pool runs password hashing).
     pub fn handle(&self) -> Result<tokio::runtime::Handle, StoreError> {
-        self.rt
-            .0
-            .as_ref()
-            .map(|r| r.handle().clone())
-            .ok_or_else(|| StoreError::Other("runtime gone".into()))
+        Ok(self.rt.1.clone())
     }
 
     /// Runs a query future on the store's runtime.

@@ -1,0 +1,136 @@
+//! What every request reads: an immutable [`Snapshot`] — one configuration and handles
+//! to the runtime parts it uses — swapped atomically on reload (hot reload keeps the
+//! listeners; a failed reload keeps the old snapshot).
+//!
+//! A snapshot owns no state of its own: limiters, pools, key sets and caches belong to
+//! the [`super::Runtime`] and are shared by every snapshot whose configuration asks for
+//! the same ones. Each worker thread has its own upstream pools and token cache, so a
+//! pooled connection is only ever used by the thread (and runtime) that opened it: no
+//! cross-thread wake-ups on the hot path.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::cache::TokenCache;
+use crate::auth::jwks::JwksClient;
+use crate::config::Config;
+use crate::middleware::identity::IdentityHeaders;
+use crate::middleware::rate_limit::{Policies, Policy};
+use crate::proxy::pool::Pool;
+use crate::token::TokenRuntime;
+
+/// The runtime parts a configuration uses (built by [`super::Runtime::snapshot`]).
+#[derive(Debug)]
+pub(crate) struct Parts {
+    /// Indexed by worker, then upstream name.
+    pub clients: Vec<HashMap<String, Arc<Pool>>>,
+    /// Indexed by worker.
+    pub token_caches: Arc<[TokenCache]>,
+    pub issuers: Vec<Arc<JwksClient>>,
+    pub token_runtime: Option<Arc<TokenRuntime>>,
+    pub rate_limits: Policies,
+}
+
+/// One configuration and the runtime parts it uses.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    /// Identity header names for this configuration's prefix.
+    pub identity: IdentityHeaders,
+    /// Indexed by worker.
+    clients: Vec<HashMap<String, Arc<Pool>>>,
+    /// Verified-token caches, indexed by worker.
+    token_caches: Arc<[TokenCache]>,
+    /// One JWKS client per `[[issuers]]` entry.
+    pub issuers: Vec<Arc<JwksClient>>,
+    /// The token service's store and deny-list (process lifetime).
+    pub token_runtime: Option<Arc<TokenRuntime>>,
+    /// `[rate_limits]`: the counters of each policy.
+    rate_limits: Policies,
+    /// The longest request deadline of any route (the server's, or a route's
+    /// override): the outer bound; each route's own is applied once it is known.
+    pub longest_deadline: Duration,
+    /// Whether any CORS policy is configured (global or on a route).
+    pub cors_anywhere: bool,
+}
+
+impl Snapshot {
+    pub(crate) fn new(config: Arc<Config>, parts: Parts) -> Snapshot {
+        let identity =
+            IdentityHeaders::new(&config.server.identity_header_prefix, &config.claim_headers);
+        let longest_deadline = config
+            .router
+            .routes()
+            .iter()
+            .filter_map(|r| r.request_timeout)
+            .fold(config.server.request_timeout, Duration::max);
+        let cors_anywhere =
+            config.cors.is_some() || config.router.routes().iter().any(|r| r.cors.is_some());
+        Snapshot {
+            config,
+            identity,
+            clients: parts.clients,
+            token_caches: parts.token_caches,
+            issuers: parts.issuers,
+            token_runtime: parts.token_runtime,
+            rate_limits: parts.rate_limits,
+            longest_deadline,
+            cors_anywhere,
+        }
+    }
+
+    /// Whether every external issuer's keys have been fetched once.
+    pub fn is_ready(&self) -> bool {
+        self.issuers.iter().all(|c| c.is_ready())
+    }
+
+    /// The external issuer whose `iss` this is.
+    pub fn issuer(&self, iss: &str) -> Option<&Arc<JwksClient>> {
+        self.issuers.iter().find(|c| c.config.issuer == iss)
+    }
+
+    /// A worker's verified-token cache.
+    pub fn token_cache(&self, worker: usize) -> Option<&TokenCache> {
+        self.token_caches.get(worker)
+    }
+
+    /// The pooled client of an HTTP upstream for a worker; `None` for the echo upstream.
+    pub fn client(&self, worker: usize, upstream: &str) -> Option<&Arc<Pool>> {
+        self.clients.get(worker)?.get(upstream)
+    }
+
+    /// The rate-limit policy of a route (`route.rate_limit`): its own, none for
+    /// `"none"`, else `default`.
+    pub fn rate_limit(&self, route_policy: Option<&str>) -> Option<&Arc<Policy>> {
+        self.rate_limits.for_route(route_policy)
+    }
+
+    /// The `login` and `login_ip` policies, when the token service is configured.
+    pub fn login_policies(&self) -> Option<(&Policy, &Policy)> {
+        self.rate_limits.login()
+    }
+}
+
+/// State shared by every connection of a running gateway.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Set once shutdown begins; `/readyz` then answers 503.
+    pub draining: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot, workers: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            workers,
+            draining: AtomicBool::new(false),
+        })
+    }
+}
