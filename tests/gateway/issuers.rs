@@ -302,6 +302,36 @@ async fn readiness_waits_for_the_first_key_set() {
     assert!(idp.fetches.load(Ordering::SeqCst) >= 2);
 }
 
+/// Issue 10: a reload keeps each unchanged issuer's client, so external tokens keep
+/// verifying on the keys held while the IdP is down, with no refetch, and `/readyz`
+/// stays 200. A changed entry that fetches the same key set takes the keys over.
+#[tokio::test]
+async fn a_reload_while_the_idp_is_down_keeps_its_keys_and_readiness() {
+    let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
+    let up = Upstream::start().await;
+    let gw = gateway(&config(&idp, "30s"), Some(up.addr)).await;
+    assert!(ready(&gw).await);
+    let admin = gw.admin_addr.expect("admin");
+    let fresh = |sub: &str| bearer(&token(&idp.base, "k1", "rs256.key", json!({"sub": sub})));
+    assert_eq!(get(gw.addr, "/items/1", &[&fresh("before")]).await.status, 200);
+
+    idp.down.store(true, Ordering::SeqCst);
+    let fetches = idp.fetches.load(Ordering::SeqCst);
+    let more = "[[routes]]\npath = \"/more/**\"\nupstream = \"up\"\nauth = \"none\"\n";
+    gw.reload(config_of(&format!("{}{more}", config(&idp, "30s")), Some(up.addr)));
+    assert_eq!(get(gw.addr, "/more/x", &[]).await.status, 200, "reloaded");
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
+    assert_eq!(get(gw.addr, "/items/1", &[&fresh("during")]).await.status, 200);
+    assert_eq!(up.last().headers["x-auth-subject"], "during");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), fetches, "no refetch");
+
+    // The issuer's entry changed (its cooldown), not where its keys come from.
+    gw.reload(config_of(&format!("{}{more}", config(&idp, "10s")), Some(up.addr)));
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
+    assert_eq!(get(gw.addr, "/items/1", &[&fresh("changed")]).await.status, 200);
+    assert_eq!(up.last().headers["x-auth-subject"], "changed");
+}
+
 /// A token of the IdP with exactly this header text; `extra` as in [`idp_claims`].
 fn token_with_header(iss: &str, header: &str, extra: Value) -> String {
     sign_raw_header(

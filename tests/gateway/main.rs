@@ -17,6 +17,7 @@ mod proxying;
 mod rate_limit;
 mod raw_upstream;
 mod redis;
+mod reload;
 mod routing;
 mod shutdown;
 mod support;

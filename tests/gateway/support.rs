@@ -41,6 +41,13 @@ fn capture_logs() {
 
 /// Starts the gateway from TOML text; `{UP}` is replaced by the upstream's address.
 pub async fn gateway(toml: &str, upstream: Option<SocketAddr>) -> Gateway {
+    Gateway::start(config_of(toml, upstream))
+        .await
+        .expect("gateway starts")
+}
+
+/// The configuration [`gateway`] starts from (for `Gateway::reload`).
+pub fn config_of(toml: &str, upstream: Option<SocketAddr>) -> portcullis::Config {
     capture_logs();
     let text = match upstream {
         Some(a) => toml.replace("{UP}", &a.to_string()),
@@ -50,9 +57,7 @@ pub async fn gateway(toml: &str, upstream: Option<SocketAddr>) -> Gateway {
         "[server]\nlisten = \"127.0.0.1:0\"\n{}",
         text.trim_start_matches("[server]\n")
     );
-    let config = portcullis::config::parse_str(&text, Path::new("test.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Gateway::start(config).await.expect("gateway starts")
+    portcullis::config::parse_str(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// What the upstream received.
