@@ -287,3 +287,6 @@ impl Snapshot {
         Snapshot::new(config, parts)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -313,22 +313,37 @@ async fn a_reload_while_the_idp_is_down_keeps_its_keys_and_readiness() {
     assert!(ready(&gw).await);
     let admin = gw.admin_addr.expect("admin");
     let fresh = |sub: &str| bearer(&token(&idp.base, "k1", "rs256.key", json!({"sub": sub})));
-    assert_eq!(get(gw.addr, "/items/1", &[&fresh("before")]).await.status, 200);
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&fresh("before")]).await.status,
+        200
+    );
 
     idp.down.store(true, Ordering::SeqCst);
     let fetches = idp.fetches.load(Ordering::SeqCst);
     let more = "[[routes]]\npath = \"/more/**\"\nupstream = \"up\"\nauth = \"none\"\n";
-    gw.reload(config_of(&format!("{}{more}", config(&idp, "30s")), Some(up.addr)));
+    gw.reload(config_of(
+        &format!("{}{more}", config(&idp, "30s")),
+        Some(up.addr),
+    ));
     assert_eq!(get(gw.addr, "/more/x", &[]).await.status, 200, "reloaded");
     assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
-    assert_eq!(get(gw.addr, "/items/1", &[&fresh("during")]).await.status, 200);
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&fresh("during")]).await.status,
+        200
+    );
     assert_eq!(up.last().headers["x-auth-subject"], "during");
     assert_eq!(idp.fetches.load(Ordering::SeqCst), fetches, "no refetch");
 
     // The issuer's entry changed (its cooldown), not where its keys come from.
-    gw.reload(config_of(&format!("{}{more}", config(&idp, "10s")), Some(up.addr)));
+    gw.reload(config_of(
+        &format!("{}{more}", config(&idp, "10s")),
+        Some(up.addr),
+    ));
     assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
-    assert_eq!(get(gw.addr, "/items/1", &[&fresh("changed")]).await.status, 200);
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&fresh("changed")]).await.status,
+        200
+    );
     assert_eq!(up.last().headers["x-auth-subject"], "changed");
 }
 

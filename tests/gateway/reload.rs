@@ -170,11 +170,18 @@ async fn five_reloads_under_load_fail_no_request() {
     for i in 1..=5 {
         gw.reload(config_of(&generation(i), Some(up.addr)));
         assert_eq!(get(gw.addr, &format!("/gen-{i}"), &[]).await.status, 200);
-        assert_eq!(get(gw.addr, &format!("/gen-{}", i - 1), &[]).await.status, 404);
+        assert_eq!(
+            get(gw.addr, &format!("/gen-{}", i - 1), &[]).await.status,
+            404
+        );
         load.progress(100).await;
     }
     let (ok, failures) = load.finish().await;
-    assert!(failures.is_empty(), "{} failed: {failures:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
     assert!(ok >= 600, "{ok} answered");
 }
 
@@ -186,9 +193,10 @@ async fn five_sighup_reloads_of_the_binary_fail_no_request() {
     let port = closed_port().await.port();
     let up = Upstream::start().await;
     let write = |i: usize| {
-        let text = generation(i)
-            .replace("{UP}", &up.addr.to_string())
-            .replace("[server]\n", &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"));
+        let text = generation(i).replace("{UP}", &up.addr.to_string()).replace(
+            "[server]\n",
+            &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+        );
         std::fs::write(&path, text).expect("write");
     };
     write(0);
@@ -236,7 +244,11 @@ async fn five_sighup_reloads_of_the_binary_fail_no_request() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    assert!(failures.is_empty(), "{} failed: {failures:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
     assert!(ok >= 600, "{ok} answered");
 }
 
