@@ -45,9 +45,10 @@ use upstreams::upstreams;
 
 const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits, cors";
 
-/// Collects issues while validating.
+/// Collects issues while validating, and the sections that could not be read at all
+/// (already reported: checks that depend on them stay silent instead of cascading).
 #[derive(Default)]
-struct Issues(Vec<ConfigIssue>);
+struct Issues(Vec<ConfigIssue>, std::collections::HashSet<String>);
 
 impl Issues {
     fn add(&mut self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
@@ -92,6 +93,7 @@ impl Issues {
             Ok(v) => Some(v),
             Err(e) => {
                 let msg = e.to_string().trim().replace('\n', " ");
+                self.1.insert(key.clone());
                 self.add(
                     key,
                     msg,
@@ -100,6 +102,11 @@ impl Issues {
                 None
             }
         }
+    }
+
+    /// Whether `section` could not be read (its error is already reported).
+    fn unreadable(&self, section: &str) -> bool {
+        self.1.contains(section)
     }
 
     fn array<T: DeserializeOwned>(&mut self, key: &str, value: toml::Value) -> Vec<Option<T>> {
@@ -156,6 +163,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
 
     let mut server_file = Some(ServerFile::default());
     let mut upstream_files = Vec::new();
+    let mut upstream_names: Vec<String> = Vec::new();
     let mut route_files = Vec::new();
     let mut tokens_file: Option<TokensFile> = None;
     let mut roles_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -184,7 +192,17 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "registration" => {
                 service_files.registration = issues.section("registration".into(), value)
             }
-            "upstreams" => upstream_files = issues.array("upstreams", value),
+            "upstreams" => {
+                // Names as written, so that an entry with an error of its own is still
+                // declared (its routes are not reported again).
+                upstream_names = value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.get("name")?.as_str().map(str::to_string))
+                    .collect();
+                upstream_files = issues.array("upstreams", value)
+            }
             "routes" => route_files = issues.array("routes", value),
             other => issues.add(
                 key_segment(other),
@@ -196,11 +214,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
 
     let server = server_file.map(|s| server(&mut issues, s));
     let upstreams: Vec<Arc<Upstream>> = upstreams(&mut issues, &upstream_files);
-    let declared: HashSet<&str> = upstream_files
-        .iter()
-        .flatten()
-        .map(|u| u.name.as_str())
-        .collect();
+    let declared: HashSet<&str> = upstream_names.iter().map(String::as_str).collect();
     let identity_prefix = server
         .as_ref()
         .map_or("x-auth-", |s| s.identity_header_prefix.as_str())

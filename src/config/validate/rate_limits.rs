@@ -108,6 +108,9 @@ pub(super) fn rate_limits(
             .map(|()| crate::middleware::rate_limit::RedisSpec { url: u, timeout })
     });
     out.backend = redis.clone();
+    // Every policy the file names, valid or not: a route naming one with an error of
+    // its own is not reported again as naming no policy.
+    let declared: std::collections::BTreeSet<String> = entries.keys().cloned().collect();
     for (name, value) in entries {
         let key = format!("rate_limits.{}", key_segment(&name));
         let Some(f) = issues.section::<crate::config::file::RateLimitFile>(key.clone(), value)
@@ -186,9 +189,8 @@ pub(super) fn rate_limits(
     }
     for (i, r) in routes.iter().enumerate() {
         if let Some(Some(name)) = r.as_ref().map(|r| r.rate_limit.as_ref()) {
-            if name != "none" && !out.policies.contains_key(name) {
-                let mut known: Vec<&str> = out.policies.keys().map(String::as_str).collect();
-                known.sort_unstable();
+            if name != "none" && !declared.contains(name) {
+                let known: Vec<&str> = declared.iter().map(String::as_str).collect();
                 issues.add(
                     format!("routes[{i}].rate_limit"),
                     format!("no [rate_limits.{name}] policy"),

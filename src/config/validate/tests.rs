@@ -312,3 +312,46 @@ fn claim_mappings_and_issuer_time_rules_are_checked() {
         ]
     );
 }
+
+/// Issue 10: one wrong value reports one error. A `[tokens]` that cannot be read (a
+/// number where a duration is due) used to also report `[users]` and `[[clients]]` as
+/// "set but the token service is off"; a policy or upstream with an error of its own
+/// was reported again by every route naming it.
+#[test]
+fn one_wrong_value_reports_one_error() {
+    let service = format!(
+        "{GOOD}\n[tokens]\nissuer = \"https://gw.test\"\naudiences = [\"api\"]\nsigning_key = \"k1\"\naccess_ttl = 900\n\
+         [[tokens.keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret_env = \"PORTCULLIS_TEST_UNSET\"\n\
+         [users]\nstore = \"sqlite:///tmp/never-opened.db\"\n[[clients]]\nclient_id = \"cli\"\ngrants = [\"password\"]\n"
+    );
+    assert_eq!(keys(&service), vec!["tokens"]);
+    let err = parse(&service)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("access_ttl"), "{err}");
+
+    let policy = format!(
+        "{GOOD}\n[rate_limits.tight]\nkey = \"ip\"\nrate = \"fast\"\n\
+         [[routes]]\npath = \"/t\"\nupstream = \"demo\"\nrate_limit = \"tight\"\n"
+    );
+    assert_eq!(keys(&policy), vec!["rate_limits.tight.rate"]);
+    let unreadable = format!(
+        "{GOOD}\n[rate_limits.tight]\nkey = \"ip\"\nrate = 5\n\
+         [[routes]]\npath = \"/t\"\nupstream = \"demo\"\nrate_limit = \"tight\"\n"
+    );
+    assert_eq!(keys(&unreadable), vec!["rate_limits.tight"]);
+    let upstream = format!(
+        "{GOOD}\n[[upstreams]]\nname = \"broken\"\nurl = \"http://127.0.0.1:9\"\nconnect_timeout = 5\n\
+         [[routes]]\npath = \"/b\"\nupstream = \"broken\"\n"
+    );
+    assert_eq!(keys(&upstream), vec!["upstreams[2]"]);
+    // A name that is declared nowhere is still refused.
+    let missing = format!(
+        "{GOOD}\n[[routes]]\npath = \"/m\"\nupstream = \"nowhere\"\nrate_limit = \"nope\"\n"
+    );
+    assert_eq!(
+        keys(&missing),
+        vec!["routes[3].upstream", "routes[3].rate_limit"]
+    );
+}

@@ -49,8 +49,10 @@ pub(super) fn token_service(
                 "registration",
             ),
         ];
+        // A [tokens] that could not be read is reported once, not again by each
+        // section that needs it.
         for (present, section) in stray {
-            if present {
+            if present && !issues.unreadable("tokens") {
                 issues.add(
                     section,
                     "is set but the token service is off",
