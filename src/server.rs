@@ -212,7 +212,11 @@ fn apply_reload(shared: &Shared, runtime: &Runtime, config: Config) {
         }
     }
     drop(old);
-    shared.snapshot.store(Arc::new(runtime.snapshot(config)));
+    let snapshot = runtime.snapshot(config);
+    for c in snapshot.issuers.iter().filter(|c| !c.is_ready()) {
+        tracing::warn!(issuer = %c.config.issuer, "new issuer: its tokens are refused until its keys are fetched");
+    }
+    shared.swap(snapshot);
     tracing::info!("configuration reloaded");
 }
 
@@ -360,7 +364,7 @@ fn admin(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "draining"}),
         ),
-        "/readyz" if !shared.snapshot.load().is_ready() => json_response(
+        "/readyz" if !shared.is_ready() => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"status": "waiting for issuer keys"}),
         ),

@@ -9,7 +9,7 @@
 //! cross-thread wake-ups on the hot path.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +123,8 @@ pub struct Shared {
     pub workers: usize,
     /// Set once shutdown begins; `/readyz` then answers 503.
     pub draining: AtomicBool,
+    /// Set once every issuer had keys: from then on a reload never flips readiness.
+    was_ready: AtomicBool,
 }
 
 impl Shared {
@@ -131,6 +133,29 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             workers,
             draining: AtomicBool::new(false),
+            was_ready: AtomicBool::new(false),
         })
+    }
+
+    /// Whether `/readyz` answers 200 (unless draining): at start, once every issuer's
+    /// keys have been fetched once; after that, always. A reload that adds an issuer
+    /// whose IdP does not answer yet refuses that issuer's tokens until its keys
+    /// arrive, but does not take the whole gateway out of rotation (every replica
+    /// reloads at once: that would be an outage).
+    pub fn is_ready(&self) -> bool {
+        if self.was_ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self.snapshot.load().is_ready();
+        if ready {
+            self.was_ready.store(true, Ordering::Relaxed);
+        }
+        ready
+    }
+
+    /// Swaps in a new snapshot, keeping readiness if the current one was ready.
+    pub fn swap(&self, snapshot: Snapshot) {
+        let _ = self.is_ready();
+        self.snapshot.store(Arc::new(snapshot));
     }
 }

@@ -304,7 +304,8 @@ async fn readiness_waits_for_the_first_key_set() {
 
 /// Issue 10: a reload keeps each unchanged issuer's client, so external tokens keep
 /// verifying on the keys held while the IdP is down, with no refetch, and `/readyz`
-/// stays 200. A changed entry that fetches the same key set takes the keys over.
+/// stays 200. A changed entry that fetches the same key set takes the keys over; an
+/// added issuer without keys yet does not flip readiness either.
 #[tokio::test]
 async fn a_reload_while_the_idp_is_down_keeps_its_keys_and_readiness() {
     let idp = idp(vec![jwk("rs256.jwk.json", "k1")]).await;
@@ -345,6 +346,22 @@ async fn a_reload_while_the_idp_is_down_keeps_its_keys_and_readiness() {
         200
     );
     assert_eq!(up.last().headers["x-auth-subject"], "changed");
+
+    // A new issuer whose IdP does not answer: its tokens wait for its keys, the
+    // gateway stays in rotation.
+    let closed = closed_port().await;
+    let second = format!(
+        "[[issuers]]\nissuer = \"http://{closed}\"\njwks_url = \"http://{closed}/jwks\"\naudiences = [\"api\"]\n"
+    );
+    gw.reload(config_of(
+        &format!("{}{more}{second}", config(&idp, "10s")),
+        Some(up.addr),
+    ));
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
+    assert_eq!(
+        get(gw.addr, "/items/1", &[&fresh("added")]).await.status,
+        200
+    );
 }
 
 /// A token of the IdP with exactly this header text; `extra` as in [`idp_claims`].
