@@ -1,8 +1,11 @@
 //! The verified-token cache: a hot client costs one map lookup instead of a signature
 //! check.
 //!
-//! - One cache per worker (no lock contention); a reload starts empty caches, so a
-//!   key removed from the configuration stops working at once.
+//! - One cache per worker (no lock contention), owned by the runtime
+//!   (`crate::runtime`): a reload keeps the caches only when token verification
+//!   (`[tokens]` keys and their material, claim rules, and every `[[issuers]]` entry)
+//!   is unchanged, so a cached principal never outlives the key that verified it and
+//!   a key removed from the configuration stops working at once.
 //! - The key is the whole token, compared in full (a hash alone could be collided to
 //!   borrow someone else's cached identity); the map's hasher is the standard
 //!   randomly-keyed SipHash, so keys cannot be crafted to collide in buckets either.

@@ -1,6 +1,7 @@
 //! A worker's pool of keep-alive HTTP/1.1 connections to one upstream.
 //!
-//! Each worker thread owns its pools (see `state.rs`), so a connection is only used by
+//! Each worker thread has its own pools (owned by `crate::runtime`, kept across a
+//! reload that leaves the upstream unchanged), so a connection is only used by
 //! the runtime that opened it. A connection goes back to the pool when the response
 //! body it carried has been read to the end — no task is spawned per request to watch
 //! for that — and is closed instead when the body is abandoned half-way, when the
