@@ -8,13 +8,13 @@
 //! |---|---|
 //! | [`config`] | `gateway.toml` → validated, typed [`config::Config`] (every error listed) |
 //! | [`policy`] | canonical paths (`policy::path`), the router ([`policy::matcher`]), authorization (`policy::scope`) |
-//! | [`middleware`] | request ids, header hygiene, access log, CORS, rate-limit policies (memory or Redis), header transforms |
+//! | [`middleware`] | request ids, header hygiene, access log, CORS, header transforms |
 //! | `proxy` | upstream clients, hop-by-hop and forwarded headers, the forward step, the echo upstream |
 //! | [`error`] | every failure → its JSON answer, in one match |
 //! | [`auth`] | Bearer extraction, JWT verification (own keys, external issuers' JWKS), API keys, the verified-token cache |
 //! | [`explain`] | `portcullis explain`: the pipeline's decision for one request, step by step |
 //! | [`token`] | the token service: `/token` grants, user store, password hashing, signing keys, JWKS and discovery, revocation |
-//! | [`ratelimit`] | keyed GCRA rate limiting with bounded memory |
+//! | [`ratelimit`] | `[rate_limits]` policies: keys, GCRA in memory with bounded memory, or in Redis |
 //! | [`runtime`] | process-lifetime state kept across reloads by configuration: limiters, Redis, JWKS clients, upstream pools, token caches, the store; the background runtime |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 //! | [`embed`] | the verification and route policy as a tower layer for axum / tonic services (feature `layer`) |
@@ -41,8 +41,8 @@
 //! - [`stack`], [`state`] and [`body`] (`RequestBody`): `benches/stack.rs` drives the
 //!   whole stack in-process.
 //! - [`token::endpoint`] and the modules issue 10 is reshaping ([`layer`],
-//!   [`server`], [`error`], [`ratelimit`], [`middleware`]): their public docs link to
-//!   each other; their visibility is settled with that work.
+//!   [`runtime`], [`server`], [`error`], [`ratelimit`], [`middleware`]): their public
+//!   docs link to each other; their visibility is settled with that work.
 //!
 //! Crate-private: `proxy`, `policy::path`, `policy::scope` and the token service's
 //! `keys`, `hashing` and `denylist`.

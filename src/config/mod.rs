@@ -54,7 +54,7 @@ pub struct Config {
     /// `[[issuers]]`: external IdPs.
     pub issuers: Vec<IssuerConfig>,
     /// `[rate_limits]`: named policies.
-    pub rate_limits: crate::middleware::rate_limit::RateLimits,
+    pub rate_limits: crate::ratelimit::RateLimits,
     /// `[cors]`: the policy of routes without their own.
     pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
 }

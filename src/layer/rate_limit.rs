@@ -18,7 +18,7 @@ use super::facts::{ctx, Admitted, Early, OrBoxed, Rejection, Target};
 use crate::auth::principal::Principal;
 use crate::body::Body;
 use crate::error::GatewayError;
-use crate::middleware::rate_limit::{KeyInput, Policy};
+use crate::ratelimit::{KeyInput, Policy};
 
 /// Which policies this copy of the layer counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,5 @@ pub mod access_log;
 pub mod cors;
 pub mod hygiene;
 pub mod identity;
-pub mod rate_limit;
 pub mod request_id;
 pub mod transform;

@@ -33,8 +33,8 @@ use std::time::Duration;
 use crate::auth::cache::TokenCache;
 use crate::auth::jwks::{IssuerConfig, JwksClient};
 use crate::config::{Config, Upstream, UpstreamTarget};
-use crate::middleware::rate_limit::{Policies, Policy, PolicySpec, RedisBackend, RedisSpec};
 use crate::proxy::pool::Pool;
+use crate::ratelimit::{Policies, Policy, PolicySpec, RedisBackend, RedisSpec};
 use crate::token::TokenRuntime;
 
 pub use background::Background;

@@ -19,8 +19,8 @@ use crate::auth::cache::TokenCache;
 use crate::auth::jwks::JwksClient;
 use crate::config::Config;
 use crate::middleware::identity::IdentityHeaders;
-use crate::middleware::rate_limit::{Policies, Policy};
 use crate::proxy::pool::Pool;
+use crate::ratelimit::{Policies, Policy};
 use crate::token::TokenRuntime;
 
 /// The runtime parts a configuration uses (built by [`super::Runtime::snapshot`]).

@@ -166,7 +166,7 @@ pub struct TokenService {
     /// Hashes and verifies passwords (`[users] argon2_*`).
     pub hasher: Hasher,
     /// The login policies used when `[rate_limits]` does not configure them.
-    pub login_defaults: crate::middleware::rate_limit::LoginDefaults,
+    pub login_defaults: crate::ratelimit::LoginDefaults,
     /// The size of the hashing gate (read when the runtime starts).
     pub hash_limits: HashLimits,
     /// `[registration]`, when enabled.

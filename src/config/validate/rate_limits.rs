@@ -1,4 +1,4 @@
-//! `[rate_limits]` → [`RateLimits`](crate::middleware::rate_limit::RateLimits): the
+//! `[rate_limits]` → [`RateLimits`](crate::ratelimit::RateLimits): the
 //! named policies, the shared backend (memory or Redis) and the IPv6 prefix keying.
 //!
 //! Kept apart because the section mixes backend settings and policies in one table,
@@ -18,7 +18,7 @@ fn ipv6_prefix(issues: &mut Issues, key: &str, n: i64) -> u8 {
                 "must be a prefix length from 1 to 128",
                 "64 (the default) keys each IPv6 client by its /64; 128 by its address",
             );
-            crate::middleware::rate_limit::DEFAULT_IPV6_PREFIX
+            crate::ratelimit::DEFAULT_IPV6_PREFIX
         }
     }
 }
@@ -28,8 +28,8 @@ pub(super) fn rate_limits(
     issues: &mut Issues,
     table: Option<toml::Value>,
     routes: &[Option<RouteFile>],
-) -> crate::middleware::rate_limit::RateLimits {
-    use crate::middleware::rate_limit::{KeySpec, PolicySpec, RateLimits};
+) -> crate::ratelimit::RateLimits {
+    use crate::ratelimit::{KeySpec, PolicySpec, RateLimits};
     let mut out = RateLimits::default();
     let entries = match table {
         None => toml::Table::new(),
@@ -65,7 +65,7 @@ pub(super) fn rate_limits(
         .map(|t| issues.duration("rate_limits.redis_timeout".into(), &t))
         .unwrap_or(std::time::Duration::from_millis(50));
     out.ipv6_prefix = match entries.remove("ipv6_prefix") {
-        None => crate::middleware::rate_limit::DEFAULT_IPV6_PREFIX,
+        None => crate::ratelimit::DEFAULT_IPV6_PREFIX,
         Some(toml::Value::Integer(n)) => ipv6_prefix(issues, "rate_limits.ipv6_prefix", n),
         Some(_) => ipv6_prefix(issues, "rate_limits.ipv6_prefix", -1),
     };
@@ -96,7 +96,7 @@ pub(super) fn rate_limits(
         if u == "memory" {
             return None;
         }
-        crate::middleware::rate_limit::check_url(&u)
+        crate::ratelimit::check_url(&u)
             .map_err(|e| {
                 issues.add(
                     "rate_limits.backend",
@@ -105,7 +105,7 @@ pub(super) fn rate_limits(
                 )
             })
             .ok()
-            .map(|()| crate::middleware::rate_limit::RedisSpec { url: u, timeout })
+            .map(|()| crate::ratelimit::RedisSpec { url: u, timeout })
     });
     out.backend = redis.clone();
     // Every policy the file names, valid or not: a route naming one with an error of
@@ -145,10 +145,10 @@ pub(super) fn rate_limits(
                 "leave it out (= the rate's count) or set at least 1",
             );
         }
-        if !crate::middleware::rate_limit::LOGIN_POLICIES.contains(&name.as_str())
-            && spec.as_ref().is_some_and(|s| {
-                s.0.contains(&crate::middleware::rate_limit::KeyPart::Username)
-            })
+        if !crate::ratelimit::LOGIN_POLICIES.contains(&name.as_str())
+            && spec
+                .as_ref()
+                .is_some_and(|s| s.0.contains(&crate::ratelimit::KeyPart::Username))
         {
             issues.add(
                 format!("{key}.key"),
@@ -158,8 +158,8 @@ pub(super) fn rate_limits(
         }
         let on_error = match f.on_error.as_deref() {
             None => None,
-            Some("allow") => Some(crate::middleware::rate_limit::OnError::Allow),
-            Some("deny") => Some(crate::middleware::rate_limit::OnError::Deny),
+            Some("allow") => Some(crate::ratelimit::OnError::Allow),
+            Some("deny") => Some(crate::ratelimit::OnError::Deny),
             Some(other) => {
                 issues.add(
                     format!("{key}.on_error"),

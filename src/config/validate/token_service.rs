@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::file::{ClientFile, RegistrationFile, TokensFile, UsersFile};
-use crate::middleware::rate_limit::LoginDefaults;
+use crate::ratelimit::LoginDefaults;
 use crate::ratelimit::Rate;
 use crate::token::password::Hasher;
 use crate::token::{ScopePolicy, TokenService};

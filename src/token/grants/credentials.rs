@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use http::HeaderMap;
 
 use super::{gate_error, server_error, Ctx, OAuthError};
-use crate::middleware::rate_limit::{KeyInput, Policy};
+use crate::ratelimit::{KeyInput, Policy};
 
 /// One counted login attempt. Both policies are counted before the password is
 /// checked — so concurrent guesses can never exceed the budget — and given back when

@@ -33,7 +33,7 @@ use super::hashing::GateError;
 use super::{Client, Grant, TokenRuntime, TokenService};
 use crate::auth::jwt::Verifier;
 use crate::body::Body;
-use crate::middleware::rate_limit::Policy;
+use crate::ratelimit::Policy;
 
 use issue::{access_token, success};
 use password::password_grant;
