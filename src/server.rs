@@ -39,7 +39,6 @@ pub struct Gateway {
     /// The address of the admin listener, if configured.
     pub admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
-    runtime: Arc<Runtime>,
     stop: watch::Sender<bool>,
     /// One per worker and one for the admin listener; fire when each has finished.
     done: Vec<oneshot::Receiver<()>>,
@@ -86,7 +85,8 @@ impl Gateway {
         let drain = config.server.shutdown_drain;
         let builder = Arc::new(http_builder(&config));
         let runtime = Runtime::start(&config, workers).await?;
-        let shared = Shared::new(runtime.snapshot(config), workers);
+        let snapshot = runtime.snapshot(config);
+        let shared = Shared::new(runtime, snapshot, workers);
         let (stop, stop_rx) = watch::channel(false);
         let mut done = Vec::with_capacity(workers + 1);
 
@@ -150,7 +150,6 @@ impl Gateway {
             addr,
             admin_addr,
             shared,
-            runtime,
             stop,
             done,
         })
@@ -159,21 +158,17 @@ impl Gateway {
     /// Swaps in a new configuration for every request that starts from now on. The
     /// parts whose configuration is unchanged are kept (see `crate::runtime`).
     pub fn reload(&self, config: Config) {
-        apply_reload(&self.shared, &self.runtime, config);
+        apply_reload(&self.shared, config);
     }
 
     /// Reads, validates and applies the configuration file at `path` on the background
     /// runtime (never on a worker: a reload costs the requests in flight nothing). On
     /// error the current configuration stays.
     pub async fn reload_from(&self, path: &std::path::Path) -> Result<(), ConfigErrors> {
-        let (shared, runtime, path) = (
-            self.shared.clone(),
-            self.runtime.clone(),
-            path.to_path_buf(),
-        );
-        let task = self.runtime.background().spawn_blocking(move || {
+        let (shared, path) = (self.shared.clone(), path.to_path_buf());
+        let task = self.shared.runtime.background().spawn_blocking(move || {
             let config = Config::load(&path)?;
-            apply_reload(&shared, &runtime, config);
+            apply_reload(&shared, config);
             Ok(())
         });
         match task.await {
@@ -196,7 +191,7 @@ impl Gateway {
 }
 
 /// Builds the snapshot of `config` from the runtime and swaps it in.
-fn apply_reload(shared: &Shared, runtime: &Runtime, config: Config) {
+fn apply_reload(shared: &Shared, config: Config) {
     let old = shared.snapshot.load();
     if old.config.server.listen != config.server.listen
         || old.config.server.admin_listen != config.server.admin_listen
@@ -212,7 +207,7 @@ fn apply_reload(shared: &Shared, runtime: &Runtime, config: Config) {
         }
     }
     drop(old);
-    let snapshot = runtime.snapshot(config);
+    let snapshot = shared.runtime.snapshot(config);
     for c in snapshot.issuers.iter().filter(|c| !c.is_ready()) {
         tracing::warn!(issuer = %c.config.issuer, "new issuer: its tokens are refused until its keys are fetched");
     }

@@ -125,15 +125,19 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Set once every issuer had keys: from then on a reload never flips readiness.
     was_ready: AtomicBool,
+    /// What snapshots are built from; held here so that the background runtime lives
+    /// as long as any connection does.
+    pub runtime: Arc<super::Runtime>,
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, workers: usize) -> Arc<Shared> {
+    pub fn new(runtime: Arc<super::Runtime>, snapshot: Snapshot, workers: usize) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             workers,
             draining: AtomicBool::new(false),
             was_ready: AtomicBool::new(false),
+            runtime,
         })
     }
 
