@@ -19,7 +19,7 @@
 //! snapshot (a JWKS refresher stops once its client is gone). A cached principal never
 //! outlives the key that verified it: any change to verification empties the caches.
 //!
-//! One background runtime ([`background`]) runs JWKS refreshes, Redis I/O, the store
+//! One background runtime ([`Background`]) runs JWKS refreshes, Redis I/O, the store
 //! and reloads; workers only serve requests.
 
 mod background;
