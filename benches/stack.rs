@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let shared = rt.block_on(async { Shared::new(config(), 1, None) });
+    let shared = rt.block_on(async { Shared::detached(config()) });
     let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
     let svc = stack::build(shared, Arc::new(Peer::new(peer)), 0);
     let bearer = format!("Bearer {}", token());

@@ -3,7 +3,7 @@
 //!
 //! Shutdown stops accepting at once, lets in-flight requests finish for up to
 //! `server.shutdown_drain`, then drops what is left. Reload swaps the snapshot, built
-//! by the [`Runtime`] from the parts whose configuration is unchanged (counters, keys,
+//! by the runtime (`crate::runtime`) from the parts whose configuration is unchanged (counters, keys,
 //! pools and caches kept; see `crate::runtime`); `/readyz` does not flip. `listen`,
 //! `admin_listen` and `worker_threads` only change on restart.
 
@@ -26,7 +26,7 @@ use tower::ServiceExt as _;
 use crate::body::Body;
 use crate::config::{Config, ConfigErrors};
 use crate::error::json_response;
-use crate::runtime::{Runtime, Shared};
+use crate::runtime::Shared;
 use crate::stack::Peer;
 
 mod head_timeout;
@@ -84,9 +84,7 @@ impl Gateway {
             .transpose()?;
         let drain = config.server.shutdown_drain;
         let builder = Arc::new(http_builder(&config));
-        let runtime = Runtime::start(&config, workers).await?;
-        let snapshot = runtime.snapshot(config);
-        let shared = Shared::new(runtime, snapshot, workers);
+        let shared = Shared::start(config, workers).await?;
         let (stop, stop_rx) = watch::channel(false);
         let mut done = Vec::with_capacity(workers + 1);
 
@@ -166,11 +164,15 @@ impl Gateway {
     /// error the current configuration stays.
     pub async fn reload_from(&self, path: &std::path::Path) -> Result<(), ConfigErrors> {
         let (shared, path) = (self.shared.clone(), path.to_path_buf());
-        let task = self.shared.runtime.background().spawn_blocking(move || {
+        let work = move || {
             let config = Config::load(&path)?;
             apply_reload(&shared, config);
             Ok(())
-        });
+        };
+        let task = match &self.shared.runtime {
+            Some(rt) => rt.background().spawn_blocking(work),
+            None => tokio::task::spawn_blocking(work),
+        };
         match task.await {
             Ok(r) => r,
             Err(e) => {
@@ -207,7 +209,7 @@ fn apply_reload(shared: &Shared, config: Config) {
         }
     }
     drop(old);
-    let snapshot = shared.runtime.snapshot(config);
+    let snapshot = shared.snapshot_of(config);
     for c in snapshot.issuers.iter().filter(|c| !c.is_ready()) {
         tracing::warn!(issuer = %c.config.issuer, "new issuer: its tokens are refused until its keys are fetched");
     }

@@ -126,12 +126,17 @@ pub struct Shared {
     /// Set once every issuer had keys: from then on a reload never flips readiness.
     was_ready: AtomicBool,
     /// What snapshots are built from; held here so that the background runtime lives
-    /// as long as any connection does.
-    pub runtime: Arc<super::Runtime>,
+    /// as long as any connection does. `None`: a detached gateway state (`explain`,
+    /// benchmarks), whose snapshots have parts of their own.
+    pub runtime: Option<Arc<super::Runtime>>,
 }
 
 impl Shared {
-    pub fn new(runtime: Arc<super::Runtime>, snapshot: Snapshot, workers: usize) -> Arc<Shared> {
+    pub fn new(
+        runtime: Option<Arc<super::Runtime>>,
+        snapshot: Snapshot,
+        workers: usize,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             workers,
@@ -139,6 +144,30 @@ impl Shared {
             was_ready: AtomicBool::new(false),
             runtime,
         })
+    }
+
+    /// The state of a gateway for `config`: its runtime started (the background
+    /// runtime, and the store when the token service is configured) and the first
+    /// snapshot built.
+    pub async fn start(config: Config, workers: usize) -> std::io::Result<Arc<Shared>> {
+        let runtime = super::Runtime::start(&config, workers).await?;
+        let snapshot = runtime.snapshot(config);
+        Ok(Shared::new(Some(runtime), snapshot, workers))
+    }
+
+    /// One worker's state for `config` with no runtime ([`Snapshot::detached`]): no
+    /// background work, no store (`explain`, benchmarks of the stack).
+    pub fn detached(config: Config) -> Arc<Shared> {
+        Shared::new(None, Snapshot::detached(config), 1)
+    }
+
+    /// The snapshot of `config`: from the runtime (parts kept by configuration), or
+    /// detached.
+    pub fn snapshot_of(&self, config: Config) -> Snapshot {
+        match &self.runtime {
+            Some(rt) => rt.snapshot(config),
+            None => Snapshot::detached(config),
+        }
     }
 
     /// Whether `/readyz` answers 200 (unless draining): at start, once every issuer's
