@@ -54,6 +54,7 @@ pub use policy::{
 };
 pub use redis::{check_url, RedisBackend};
 pub use store::Slot;
+pub(crate) use sweep::spawn_janitor;
 
 /// `COUNT/PERIOD`, e.g. `"5/5s"`, `"100/1s"`, `"600/1m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The idle-key sweep, off the request path.
 //!
-//! Every in-memory limiter registers itself here when it is made; one background
-//! thread ("portcullis-rl-sweep", started on first use) wakes once a second and
-//! sweeps each limiter whose interval (its rate's period, between 1 s and 60 s) has
+//! Every in-memory limiter registers itself here when it is made; a janitor on the
+//! gateway's background runtime (`crate::runtime`, [`spawn_janitor`]) wakes once a
+//! second and sweeps each limiter whose interval (its rate's period, between 1 s and 60 s) has
 //! passed: keys whose state is back to "fresh" are dropped, which frees room for new
 //! keys once a flood has filled the store. A request never pays for a sweep (before,
 //! every 1,024th decision walked the whole map), and limiters of a replaced
@@ -24,18 +24,25 @@ struct Entry {
 
 fn registry() -> &'static Mutex<Vec<Entry>> {
     static REGISTRY: OnceLock<Mutex<Vec<Entry>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("portcullis-rl-sweep".into())
-            .spawn(|| loop {
-                std::thread::sleep(Duration::from_secs(1));
-                pass(Instant::now());
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start the rate-limit sweeper; idle keys stay until the limit of keys is reached");
+    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Runs a pass every second on `rt` (the background runtime), each on its blocking
+/// pool (a pass may walk large maps); ends with the runtime.
+pub(crate) fn spawn_janitor(rt: &tokio::runtime::Handle) {
+    rt.spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if tokio::task::spawn_blocking(|| pass(Instant::now()))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
-        Mutex::new(Vec::new())
-    })
+    });
 }
 
 /// Registers a limiter to be swept every `every` (clamped to 1 s – 60 s).

@@ -1,11 +1,13 @@
 //! The one background runtime ("portcullis-bg"): JWKS refreshers, Redis I/O, the
-//! store's pool and its housekeeping (deny-list sync), password hashing (on its
+//! store's pool and its housekeeping (deny-list sync), the rate limiters' idle-key
+//! sweep, password hashing (on its
 //! blocking pool) and configuration reloads (parse and validate, off the request
 //! threads).
 //!
 //! Workers only serve requests: before, a JWKS refresher or a Redis connection ran on
 //! whichever worker touched it first, so one busy worker delayed every other worker's
-//! key refresh or rate-limit decision, and the store had a runtime of its own.
+//! key refresh or rate-limit decision, and the store and the sweep had threads of
+//! their own.
 
 use tokio::runtime::{Handle, Runtime};
 

@@ -19,8 +19,8 @@
 //! snapshot (a JWKS refresher stops once its client is gone). A cached principal never
 //! outlives the key that verified it: any change to verification empties the caches.
 //!
-//! One background runtime ([`Background`]) runs JWKS refreshes, Redis I/O, the store
-//! and reloads; workers only serve requests.
+//! One background runtime ([`Background`]) runs JWKS refreshes, Redis I/O, the store,
+//! the rate limiters' idle-key sweep and reloads; workers only serve requests.
 
 mod background;
 mod keyed;
@@ -103,6 +103,7 @@ impl Runtime {
     /// (writing signing keys created for missing files first).
     pub async fn start(config: &Config, workers: usize) -> std::io::Result<Arc<Runtime>> {
         let background = Background::start()?;
+        crate::ratelimit::spawn_janitor(background.handle());
         let token = match &config.token_service {
             Some(svc) => {
                 svc.persist_created_keys()?;

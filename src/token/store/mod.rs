@@ -4,9 +4,11 @@
 //! flags and times) on both; the schema lives in `migrations/{sqlite,postgres}/`,
 //! embedded in the binary and applied on open (a new SQLite file is created).
 //!
-//! The pool lives on a small runtime of its own ("portcullis-store"): its connections
-//! and housekeeping tasks never run on, or wait for, the proxy's worker threads, and
-//! password hashing (`blocking`) runs on that runtime's blocking pool.
+//! The pool lives off the request path: on the gateway's background runtime
+//! (`crate::runtime`), or for the admin commands on a small runtime of its own
+//! ("portcullis-store"). Its connections and housekeeping tasks never run on, or wait
+//! for, the proxy's worker threads, and password hashing (`blocking`) runs on that
+//! runtime's blocking pool.
 //!
 //! `runtime` opens the pool on that runtime and runs every query there; `users`,
 //! `refresh` and `revoked` hold the queries of their table (`users`,
