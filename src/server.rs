@@ -209,6 +209,7 @@ fn apply_reload(shared: &Shared, config: Config) {
         }
     }
     drop(old);
+    let _one_at_a_time = shared.reloading.lock().unwrap_or_else(|e| e.into_inner());
     let snapshot = shared.snapshot_of(config);
     for c in snapshot.issuers.iter().filter(|c| !c.is_ready()) {
         tracing::warn!(issuer = %c.config.issuer, "new issuer: its tokens are refused until its keys are fetched");

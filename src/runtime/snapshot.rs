@@ -129,6 +129,9 @@ pub struct Shared {
     /// as long as any connection does. `None`: a detached gateway state (`explain`,
     /// benchmarks), whose snapshots have parts of their own.
     pub runtime: Option<Arc<super::Runtime>>,
+    /// Held from building a reload's snapshot to swapping it in: two reloads at once
+    /// are applied one after the other, in the order they were built.
+    pub reloading: std::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -143,6 +146,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             was_ready: AtomicBool::new(false),
             runtime,
+            reloading: std::sync::Mutex::new(()),
         })
     }
 
