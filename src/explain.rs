@@ -24,8 +24,8 @@ use crate::config::{AuthMode, Config};
 use crate::layer::auth::AuthLayer;
 use crate::layer::error_boundary::Cause;
 use crate::layer::facts::{Answered, Caller as CallerFact, Canonical, Outcome, Rejection, Target};
-use crate::middleware::rate_limit::KeyInput;
 use crate::policy::matcher::{method_allowed, normalize_host, split_path, Routable};
+use crate::ratelimit::KeyInput;
 use crate::stack::{assemble, Peer};
 use crate::state::{Shared, Snapshot};
 use crate::token::TokenRuntime;
@@ -157,7 +157,8 @@ async fn run(
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(normalize_host);
-    let shared = Shared::new(config, 1, token_runtime);
+    let snapshot = Snapshot::standalone(config, token_runtime, &tokio::runtime::Handle::current());
+    let shared = Shared::new(None, snapshot, 1);
     let snap = shared.snapshot.load_full();
     let auth = match caller {
         Caller::Grants { scopes, roles } => AuthLayer::assuming(Principal {
@@ -362,11 +363,7 @@ fn rate_limit(out: &mut String, snap: &Snapshot, resp: &Response<Body>, headers:
     let Some(route) = snap.config.router.routes().get(i) else {
         return;
     };
-    let Some(policy) = snap
-        .config
-        .rate_limits
-        .for_route(route.rate_limit.as_deref())
-    else {
+    let Some(policy) = snap.rate_limit(route.rate_limit.as_deref()) else {
         let _ = writeln!(out, "rate limit: none");
         return;
     };

@@ -121,6 +121,19 @@ impl Snapshot {
         let (_, parts) = build(&Generation::default(), &config, 1, None, None);
         Snapshot::new(config, parts)
     }
+
+    /// A snapshot of `config` with parts of its own, for one worker, whose JWKS
+    /// refreshers and Redis I/O run on `rt`, and with the token service's runtime if
+    /// given (`explain` runs the real stack with it).
+    pub fn standalone(
+        config: Config,
+        token_runtime: Option<Arc<TokenRuntime>>,
+        rt: &tokio::runtime::Handle,
+    ) -> Snapshot {
+        let config = Arc::new(config);
+        let (_, parts) = build(&Generation::default(), &config, 1, Some(rt), token_runtime);
+        Snapshot::new(config, parts)
+    }
 }
 
 #[cfg(test)]
