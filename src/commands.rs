@@ -174,7 +174,7 @@ pub(crate) fn explain(
     scopes: Option<String>,
     roles: Option<String>,
 ) -> ExitCode {
-    use portcullis::explain::{explain, Caller};
+    use portcullis::explain::{explain_with, Caller};
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -202,7 +202,8 @@ pub(crate) fn explain(
         },
         None => Caller::Anonymous,
     };
-    let d = explain(config, method, target, host, &caller);
+    let read_store = matches!(caller, Caller::Token(_));
+    let d = explain_with(config, read_store, method, target, host, &caller);
     say_raw!("{}", d.report);
     if d.status.is_none() {
         ExitCode::SUCCESS

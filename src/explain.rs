@@ -86,13 +86,14 @@ pub fn explain(
     host: Option<&str>,
     caller: &Caller,
 ) -> Decision {
-    explain_with(config, None, method, target, host, caller)
+    explain_with(config, false, method, target, host, caller)
 }
 
-/// [`explain`] with the token service's runtime (its revocation deny-list).
+/// [`explain`]; with `read_store`, an existing token-service store is opened to read
+/// its revoked tokens (`portcullis explain --token`): never created, never seeded.
 pub fn explain_with(
     config: Config,
-    token_runtime: Option<Arc<TokenRuntime>>,
+    read_store: bool,
     method: &str,
     target: &str,
     host: Option<&str>,
@@ -140,12 +141,28 @@ pub fn explain_with(
             };
         }
     };
-    rt.block_on(run(config, token_runtime, req, method, caller, out))
+    rt.block_on(run(config, read_store, req, method, caller, out))
+}
+
+/// The token service's revocations, when its store exists.
+async fn revocations(config: &Config, out: &mut String) -> Option<Arc<TokenRuntime>> {
+    let svc = config.token_service.as_ref()?;
+    if !crate::token::store::exists(&svc.store_url) {
+        let _ = writeln!(out, "store:     none yet (no token has been revoked)");
+        return None;
+    }
+    match TokenRuntime::reader(svc, &tokio::runtime::Handle::current()).await {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            let _ = writeln!(out, "store:     cannot read the revoked tokens: {e}");
+            None
+        }
+    }
 }
 
 async fn run(
     config: Config,
-    token_runtime: Option<Arc<TokenRuntime>>,
+    read_store: bool,
     req: Request<RequestBody>,
     method: Method,
     caller: &Caller,
@@ -157,6 +174,11 @@ async fn run(
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(normalize_host);
+    let token_runtime = if read_store {
+        revocations(&config, &mut out).await
+    } else {
+        None
+    };
     let snapshot = Snapshot::standalone(config, token_runtime, &tokio::runtime::Handle::current());
     let shared = Shared::new(None, snapshot, 1);
     let snap = shared.snapshot.load_full();

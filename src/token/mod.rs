@@ -252,6 +252,23 @@ impl TokenRuntime {
         Ok(rt)
     }
 
+    /// The store opened to read, for `explain`: the revoked tokens loaded once; no user
+    /// is seeded and nothing is refreshed.
+    pub async fn reader(
+        svc: &TokenService,
+        bg: &tokio::runtime::Handle,
+    ) -> Result<Arc<TokenRuntime>, StoreError> {
+        let store = Store::open_on(&svc.store_url, bg.clone()).await?;
+        let deny = Arc::new(DenyList::default());
+        deny.replace(store.revoked_jtis().await?);
+        Ok(Arc::new(TokenRuntime {
+            store,
+            deny,
+            store_url: svc.store_url.clone(),
+            gate: HashGate::new(svc.hash_limits.concurrent, svc.hash_limits.queued),
+        }))
+    }
+
     /// Every 5 s, the deny-list is reloaded from the store, so a revocation made on
     /// another replica takes effect here too. Stops when the runtime is dropped.
     fn spawn_deny_sync(self: &Arc<TokenRuntime>) {

@@ -456,3 +456,40 @@ fn hash_password_and_keys_generate() {
         .expect("run");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("openssl"));
 }
+
+/// `explain --token` runs the gateway's stack with the store's revocations: a token
+/// that the gateway refuses after `/revoke` is refused by explain too.
+#[tokio::test]
+async fn explain_refuses_a_revoked_token_as_the_gateway_does() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = token_config(dir.path());
+    let config = portcullis::config::Config::load(&cfg).expect("config");
+    let gw = portcullis::Gateway::start(config).await.expect("start");
+    let body = crate::token::login(gw.addr, "alice", "wonderland", "").await;
+    let access = body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string();
+    let explain = |token: String| {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || {
+            run_with_stdin(
+                &["explain", "GET", "/items/42", "--token", "-"],
+                &cfg,
+                &format!("{token}\n"),
+            )
+        })
+    };
+    let (allowed, out, err) = explain(access.clone()).await.expect("explain");
+    assert!(allowed, "{out}{err}");
+    assert!(out.contains("x-auth-subject: alice"), "{out}");
+    let r = crate::token::post(gw.addr, "/revoke", &format!("token={access}"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (allowed, out, _) = explain(access).await.expect("explain");
+    assert!(!allowed, "{out}");
+    assert!(
+        out.contains("DENY 401") && out.contains("token revoked"),
+        "{out}"
+    );
+    gw.shutdown().await;
+}

@@ -80,3 +80,18 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+/// Whether the store at `url` exists already: a SQLite file that is there, or any
+/// PostgreSQL URL (a server is never created by connecting).
+pub fn exists(url: &str) -> bool {
+    match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Some(rest) => {
+            let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+            path != ":memory:" && std::path::Path::new(path).is_file()
+        }
+        None => url.starts_with("postgres://") || url.starts_with("postgresql://"),
+    }
+}
