@@ -22,6 +22,7 @@ use crate::auth::principal::Principal;
 use crate::body::{Body, RequestBody};
 use crate::config::{AuthMode, Config};
 use crate::layer::auth::AuthLayer;
+use crate::layer::context::ContextLayer;
 use crate::layer::error_boundary::Cause;
 use crate::layer::facts::{Answered, Caller as CallerFact, Canonical, Outcome, Rejection, Target};
 use crate::policy::matcher::{method_allowed, normalize_host, split_path, Routable};
@@ -197,14 +198,8 @@ async fn run(
     };
     let (upstream, endpoint) = (Record::default(), Record::default());
     let peer: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let stack = assemble(
-        shared,
-        Arc::new(Peer::new(peer)),
-        0,
-        auth,
-        endpoint.clone(),
-        upstream.clone(),
-    );
+    let context = ContextLayer::new(shared, Arc::new(Peer::new(peer)), 0).recording();
+    let stack = assemble(context, auth, endpoint.clone(), upstream.clone());
     let headers = req.headers().clone();
     let Ok(resp) = stack.oneshot(req).await;
     report(

@@ -89,23 +89,16 @@ pub fn build(
     Future = impl Send,
 > + Clone
        + Send {
-    assemble(
-        shared,
-        peer,
-        worker,
-        AuthLayer::default(),
-        Endpoints,
-        Forward,
-    )
+    let context = ContextLayer::new(shared, peer, worker);
+    assemble(context, AuthLayer::default(), Endpoints, Forward)
 }
 
 /// The stack with its terminal services (and the authentication layer) given:
 /// production passes the token service and the forward step; `explain` passes
-/// recording services and, for `--scopes`/`--roles`, an [`AuthLayer::assuming`] one.
+/// recording services, a [`ContextLayer::recording`] entry (every fact on every
+/// answer) and, for `--scopes`/`--roles`, an [`AuthLayer::assuming`] one.
 pub fn assemble<E, F>(
-    shared: Arc<Shared>,
-    peer: Arc<Peer>,
-    worker: usize,
+    context: ContextLayer,
     auth: AuthLayer,
     endpoints: E,
     forward: F,
@@ -145,7 +138,7 @@ where
         .layer(IdentityLayer)
         .service(forward);
     ServiceBuilder::new()
-        .layer(ContextLayer::new(shared, peer, worker))
+        .layer(context)
         .layer(RequestIdLayer)
         .layer(AccessLogLayer)
         .layer(SecurityHeadersLayer)

@@ -202,8 +202,8 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let now = |inner| OrBoxed::Now { inner };
-        let (snap, worker) = match ctx(&req) {
-            Ok(c) => (c.snap.clone(), c.worker),
+        let (snap, worker, facts) = match ctx(&req) {
+            Ok(c) => (c.snap.clone(), c.worker, c.facts),
             Err(e) => return now(Early::refused(e)),
         };
         let route = match route_of(&snap, &req) {
@@ -246,10 +246,10 @@ where
         match admit(&snap, route, &principal) {
             Ok(a) => {
                 req.extensions_mut().insert(a);
-                let fact = Some(Caller(principal));
+                let fact = facts.then_some(Caller(principal));
                 now(Early::inner(Attach::new(self.inner.call(req), fact)))
             }
-            Err(e) => now(denied(e, Some(principal))),
+            Err(e) => now(denied(e, facts.then_some(principal))),
         }
     }
 }

@@ -148,11 +148,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let facts = ctx(&req).is_ok_and(|c| c.facts);
         match classify(&req) {
             Ok((target, log_path)) => {
                 req.extensions_mut().insert(target);
                 let inner = Attach::new(self.inner.call(req), log_path);
-                Early::inner(Attach::new(inner, Some(target)))
+                Early::inner(Attach::new(inner, facts.then_some(target)))
             }
             Err(e) => Early::refused(e),
         }

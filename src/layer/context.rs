@@ -22,6 +22,7 @@ pub struct ContextLayer {
     shared: Arc<Shared>,
     peer: Arc<Peer>,
     worker: usize,
+    record: bool,
 }
 
 impl ContextLayer {
@@ -30,7 +31,14 @@ impl ContextLayer {
             shared,
             peer,
             worker,
+            record: false,
         }
+    }
+
+    /// Every answer carries every fact, whatever the configuration (`explain`).
+    pub fn recording(mut self) -> ContextLayer {
+        self.record = true;
+        self
     }
 }
 
@@ -70,7 +78,9 @@ where
             req.headers(),
             &snap.config.server.trusted_proxies,
         );
+        let facts = self.layer.record || snap.config.server.access_log || snap.cors_anywhere;
         req.extensions_mut().insert(Ctx {
+            facts,
             snap,
             peer: self.layer.peer.clone(),
             worker: self.layer.worker,

@@ -32,6 +32,9 @@ pub struct Ctx {
     /// Picks this worker's upstream pools and token cache.
     pub worker: usize,
     pub client_ip: IpAddr,
+    /// Whether answers carry facts beyond the target (canonical path, caller): for
+    /// the access log, CORS or `explain`; off, the hot path skips those allocations.
+    pub facts: bool,
 }
 
 /// The request's `x-request-id` (the client's if sane, else generated).

@@ -21,11 +21,12 @@ unit_layer!(HygieneLayer => Hygiene);
 
 /// Checks and cleans the head; the canonical path, and whether the log wants it.
 fn clean<B>(req: &mut Request<B>) -> Result<(Arc<str>, bool), GatewayError> {
-    let snap = ctx(req)?.snap.clone();
+    let c = ctx(req)?;
+    let (snap, facts) = (c.snap.clone(), c.facts);
     let server = &snap.config.server;
     hygiene::apply(req, server, &snap.identity.claim_header_names)?;
     let canonical = canonicalize_with(req.uri().path(), server.reject_double_encoding)?;
-    Ok((Arc::from(canonical), server.access_log))
+    Ok((Arc::from(canonical), facts))
 }
 
 impl<S, B> Service<Request<B>> for Hygiene<S>

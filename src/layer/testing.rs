@@ -36,6 +36,7 @@ pub fn request_with_ctx(snap: &Arc<Snapshot>, uri: &str) -> Request<()> {
         peer: Arc::new(Peer::new(addr)),
         worker: 0,
         client_ip: addr.ip(),
+        facts: true,
     });
     req
 }
