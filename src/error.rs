@@ -433,6 +433,22 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<B
     resp
 }
 
+/// `Option::ok_or(GatewayError::Internal)` without building (and dropping) the error
+/// when the value is there: the layers look their facts up this way on every request.
+pub trait OrInternal<T> {
+    fn or_internal(self) -> Result<T, GatewayError>;
+}
+
+impl<T> OrInternal<T> for Option<T> {
+    #[inline]
+    fn or_internal(self) -> Result<T, GatewayError> {
+        match self {
+            Some(v) => Ok(v),
+            None => Err(GatewayError::Internal),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

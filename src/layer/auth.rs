@@ -24,7 +24,7 @@ use crate::auth::jwt::TokenError;
 use crate::auth::principal::Principal;
 use crate::body::Body;
 use crate::config::{AuthMode, Route};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, OrInternal as _};
 use crate::policy::scope;
 use crate::state::Snapshot;
 
@@ -75,7 +75,7 @@ fn route_of<'a, B>(snap: &'a Snapshot, req: &Request<B>) -> Result<&'a Route, Ga
         Some(Target::Route(i) | Target::ForwardAuth(i)) => snap.config.router.routes().get(*i),
         _ => None,
     }
-    .ok_or(GatewayError::Internal)
+    .or_internal()
 }
 
 fn credential(
@@ -181,7 +181,7 @@ fn denied<F>(e: GatewayError, caller: Option<Arc<Principal>>) -> Early<F> {
         Some(p) => {
             let mut out: Outcome = Err(e.into());
             attach(&mut out, Caller(p));
-            Early::Ready { out: Some(out) }
+            Early::ready(out)
         }
     }
 }

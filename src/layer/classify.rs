@@ -18,7 +18,7 @@ use tower::Service;
 
 use super::facts::{ctx, Attach, Canonical, Early, LogPath, Rejection, Target};
 use crate::body::Body;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, OrInternal as _};
 use crate::middleware::cors;
 use crate::policy::matcher::normalize_host;
 use crate::policy::path::{canonicalize_with, split_target};
@@ -96,11 +96,7 @@ fn forward_auth<B>(req: &Request<B>, snap: &Snapshot) -> Result<(usize, Arc<str>
 /// Decides the target; `LogPath` for a forward-auth question.
 fn classify<B>(req: &Request<B>) -> Result<(Target, Option<LogPath>), GatewayError> {
     let snap = &ctx(req)?.snap;
-    let canonical = &*req
-        .extensions()
-        .get::<Canonical>()
-        .ok_or(GatewayError::Internal)?
-        .0;
+    let canonical = &*req.extensions().get::<Canonical>().or_internal()?.0;
     let config = &snap.config;
     if config.server.forward_auth_path.as_deref() == Some(canonical) {
         let (i, path) = forward_auth(req, snap)?;

@@ -12,7 +12,7 @@ use tower::Service;
 
 use super::facts::{ctx, Outcome, Rejection, Target};
 use crate::body::Body;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, OrInternal as _};
 use crate::token::endpoint::serve;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,12 +27,7 @@ where
     let Some(Target::Endpoint(ep)) = req.extensions().get::<Target>().copied() else {
         return Err(GatewayError::Internal.into());
     };
-    let svc = c
-        .snap
-        .config
-        .token_service
-        .as_ref()
-        .ok_or(GatewayError::Internal)?;
+    let svc = c.snap.config.token_service.as_ref().or_internal()?;
     let rt = c.snap.token_runtime.as_deref();
     Ok(serve(ep, req, c.client_ip, &c.snap, svc, rt).await?)
 }

@@ -18,7 +18,7 @@ use http::{Extensions, HeaderValue, Response};
 
 use crate::auth::principal::Principal;
 use crate::body::Body;
-use crate::error::{GatewayError, Reason};
+use crate::error::{GatewayError, OrInternal as _, Reason};
 use crate::stack::Peer;
 use crate::state::Snapshot;
 use crate::token::endpoint::Endpoint;
@@ -149,24 +149,28 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A layer's future: answered (or refused) at once, or the inner service's.
+    /// A layer's future: answered (or refused) at once, or the inner service's. The
+    /// early outcome is boxed: it is the rare path, and an inline `Outcome` would make
+    /// every future above this one (and every move of it) ~200 bytes larger.
     #[project = EarlyProj]
     pub enum Early<F> {
-        Ready { out: Option<Outcome> },
+        Ready { out: Option<Box<Outcome>> },
         Inner { #[pin] inner: F },
     }
 }
 
 impl<F> Early<F> {
     pub fn refused(e: GatewayError) -> Early<F> {
-        Early::Ready {
-            out: Some(Err(e.into())),
-        }
+        Early::ready(Err(e.into()))
     }
 
     pub fn answered(resp: Response<Body>) -> Early<F> {
+        Early::ready(Ok(resp))
+    }
+
+    pub fn ready(out: Outcome) -> Early<F> {
         Early::Ready {
-            out: Some(Ok(resp)),
+            out: Some(Box::new(out)),
         }
     }
 
@@ -180,10 +184,10 @@ impl<F: Future<Output = Outcome>> Future for Early<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         match self.project() {
-            EarlyProj::Ready { out } => Poll::Ready(
-                out.take()
-                    .unwrap_or_else(|| Err(GatewayError::Internal.into())),
-            ),
+            EarlyProj::Ready { out } => Poll::Ready(match out.take() {
+                Some(out) => *out,
+                None => Err(GatewayError::Internal.into()),
+            }),
             EarlyProj::Inner { inner } => inner.poll(cx),
         }
     }
@@ -223,5 +227,5 @@ pub fn proceed<F>(checked: Result<(), GatewayError>, call: impl FnOnce() -> F) -
 
 /// The request's context; every request that entered the stack has one.
 pub fn ctx<B>(req: &http::Request<B>) -> Result<&Ctx, GatewayError> {
-    req.extensions().get::<Ctx>().ok_or(GatewayError::Internal)
+    req.extensions().get::<Ctx>().or_internal()
 }

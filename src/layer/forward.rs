@@ -20,7 +20,7 @@ use super::body_limit::max_body;
 use super::facts::{attach, ctx, BytesIn, Canonical, Outcome, Rejection, Target, UpstreamTime};
 use super::identity::UpgradeTo;
 use crate::body::{Body, RequestBody};
-use crate::error::GatewayError;
+use crate::error::OrInternal as _;
 use crate::proxy::forward::{forward, Inbound};
 use crate::proxy::headers;
 
@@ -34,12 +34,12 @@ async fn send(mut req: Request<RequestBody>) -> Outcome {
         Some(Target::Route(i)) => config.router.routes().get(*i),
         _ => None,
     }
-    .ok_or(GatewayError::Internal)?;
+    .or_internal()?;
     let canonical = req
         .extensions()
         .get::<Canonical>()
         .map(|c| c.0.clone())
-        .ok_or(GatewayError::Internal)?;
+        .or_internal()?;
     let max_body = max_body(&req)?;
     let upgrade = req.extensions_mut().remove::<UpgradeTo>().map(|u| u.0);
     let server = &config.server;

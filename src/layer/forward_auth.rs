@@ -4,13 +4,13 @@
 //! `200` with the identity headers the upstream would get (empty for an anonymous
 //! request a route admits), or the same denial a proxied request would get.
 
-use std::future::Ready;
+use std::future::Pending;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower::Service;
 
-use super::facts::{ctx, Admitted, Outcome, Rejection};
+use super::facts::{ctx, Admitted, Early, Outcome, Rejection};
 use crate::body::Body;
 use crate::error::GatewayError;
 
@@ -34,14 +34,16 @@ fn answer<B>(req: &Request<B>) -> Outcome {
 impl<B> Service<Request<B>> for ForwardAuthAnswer {
     type Response = Response<Body>;
     type Error = Rejection;
-    type Future = Ready<Outcome>;
+    // Early (its outcome boxed) rather than `Ready<Outcome>`: the route stack's
+    // future shares an enum with this one (layer/dispatch.rs), so keep it small.
+    type Future = Early<Pending<Outcome>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        std::future::ready(answer(&req))
+        Early::ready(answer(&req))
     }
 }
 

@@ -15,7 +15,7 @@ use tower::Service;
 
 use super::facts::{ctx, proceed, Admitted, Early, Rejection, Target};
 use crate::body::Body;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, OrInternal as _};
 use crate::proxy::{headers, upgrade};
 
 /// The protocol the client may switch to (the route allows it), for the forward step.
@@ -31,7 +31,7 @@ fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
         Some(Target::Route(i)) => config.router.routes().get(*i),
         _ => None,
     }
-    .ok_or(GatewayError::Internal)?;
+    .or_internal()?;
     let admitted = req.extensions_mut().remove::<Admitted>();
     let asked = headers::remove_hop_by_hop(req.headers_mut());
     if let Some(to) = upgrade::allowed(asked, route, req.method(), req.version()) {

@@ -11,7 +11,7 @@ use tower::Service;
 
 use super::facts::{ctx, Answered, Early, Rejection, Target};
 use crate::body::Body;
-use crate::error::{GatewayError, Reason};
+use crate::error::{GatewayError, OrInternal as _, Reason};
 
 unit_layer!(PreflightLayer => Preflight);
 
@@ -21,7 +21,7 @@ fn answer<B>(req: &Request<B>, route: Option<usize>) -> Result<Response<Body>, G
         .and_then(|i| config.router.routes().get(i))
         .and_then(|r| r.cors.as_ref())
         .or(config.cors.as_ref())
-        .ok_or(GatewayError::Internal)?;
+        .or_internal()?;
     let mut resp = policy.preflight(req.headers())?;
     resp.extensions_mut().insert(Answered(Reason::Preflight));
     Ok(resp)

@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 use super::facts::{ctx, Admitted, Early, OrBoxed, Rejection, Target};
 use crate::auth::principal::Principal;
 use crate::body::Body;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, OrInternal as _};
 use crate::ratelimit::{KeyInput, Policy};
 
 /// Which policies this copy of the layer counts.
@@ -104,7 +104,7 @@ fn policy_for<B>(req: &Request<B>, phase: Phase) -> Result<Option<Decide>, Gatew
         Some(Target::Route(i) | Target::ForwardAuth(i)) => config.router.routes().get(*i),
         _ => None,
     }
-    .ok_or(GatewayError::Internal)?;
+    .or_internal()?;
     let Some(policy) = c.snap.rate_limit(route.rate_limit.as_deref()) else {
         return Ok(None);
     };

@@ -25,40 +25,35 @@ static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 /// (`Connection: upgrade` + `Upgrade: …`), so that the caller can pass the upgrade on
 /// deliberately.
 pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
-    // Most messages carry none: one pass over the names instead of a lookup per name.
-    if !h.keys().any(is_hop_by_hop) {
+    // One pass over the names (standard names compare as tags), no allocation when a
+    // message carries none; then one removal per name present.
+    let mut present: Vec<HeaderName> = Vec::new();
+    for name in h.keys() {
+        if is_hop_by_hop(name) {
+            present.push(name.clone());
+        }
+    }
+    if present.is_empty() {
         return None;
     }
     let mut upgrade_requested = false;
-    if h.contains_key(CONNECTION) {
-        let named: Vec<String> = h
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty())
-            .collect();
-        for t in named {
-            if t == "upgrade" {
+    for value in h.get_all(CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.eq_ignore_ascii_case("upgrade") {
                 upgrade_requested = true;
-            } else if let Ok(name) = HeaderName::from_bytes(t.as_bytes()) {
-                h.remove(name);
+            } else if token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
+            {
+                // Not a header name (`close`), or removed as hop-by-hop anyway.
+            } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                present.push(name);
             }
         }
-        h.remove(CONNECTION);
     }
     let upgrade = h.remove(UPGRADE);
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &HTTP2_SETTINGS,
-    ] {
-        h.remove(name);
-    }
-    for name in [TE, TRAILER, TRANSFER_ENCODING] {
+    for name in present {
         h.remove(name);
     }
     upgrade.filter(|_| upgrade_requested)
