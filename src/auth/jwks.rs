@@ -276,6 +276,13 @@ impl JwksClient {
         if let Some(k) = self.lookup(kid, alg) {
             return Some(k);
         }
+        let mut rx = self.version.subscribe();
+        if *rx.borrow_and_update() == 0 {
+            // The first fetch has not finished: wait for it rather than spend the
+            // unknown-kid refetch (a key rotated in the next cooldown would be refused).
+            let _ = tokio::time::timeout(Duration::from_secs(3), rx.changed()).await;
+            return self.lookup(kid, alg);
+        }
         let allowed = {
             let mut last = self
                 .last_refetch_request
@@ -290,8 +297,6 @@ impl JwksClient {
         if !allowed {
             return None;
         }
-        let mut rx = self.version.subscribe();
-        rx.borrow_and_update();
         self.refetch.notify_one();
         let _ = tokio::time::timeout(Duration::from_secs(3), rx.changed()).await;
         self.lookup(kid, alg)

@@ -295,3 +295,36 @@ async fn issuer_scopes_come_from_the_configured_claim_only() {
             .expand_roles
     );
 }
+
+/// A token that arrives before the first fetch has finished waits for it and does not
+/// spend the unknown-kid refetch; after a finished fetch, an unknown `kid` does.
+#[tokio::test(start_paused = true)]
+async fn the_first_fetch_does_not_spend_the_unknown_kid_cooldown() {
+    let c = client(None, keycloak());
+    let keys = c.keys.swap(Arc::new(KeySet::new()));
+    let token = sign(&base());
+    let fetched = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // What the refresher does after its first fetch.
+            c.keys.store(keys);
+            c.version.send_modify(|v| *v += 1);
+        })
+    };
+    assert_eq!(verdict(&c, &token).await.as_deref(), Ok("kc-user"));
+    fetched.await.expect("task");
+    let spent = || {
+        c.last_refetch_request
+            .lock()
+            .map(|l| l.is_some())
+            .unwrap_or(true)
+    };
+    assert!(!spent(), "waiting for the first fetch spent the cooldown");
+    // An unknown kid once a key set is held: one refetch request, then the cooldown.
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rotated".into());
+    let unknown = sign_with(&h, &base());
+    assert_eq!(verdict(&c, &unknown).await, Err(TokenError::UnknownKey));
+    assert!(spent());
+}
