@@ -4,6 +4,8 @@
 //! ```text
 //! server.rs   accept → hyper-util auto (HTTP/1.1, h2) → this stack, one per connection
 //!   Context        one config snapshot for the request, the peer, the client IP
+//!   Sensitive      credential headers marked sensitive (tower-http): never shown by
+//!                  Debug, never HPACK-indexed
 //!   RequestId      keep a sane x-request-id or make one; echo it on every answer
 //!   AccessLog      one JSON line when the body has been sent; reads the answer's facts
 //!   SecurityHeaders  server.security_headers on every answer
@@ -137,8 +139,10 @@ where
         .layer(RateLimitLayer::after_auth())
         .layer(IdentityLayer)
         .service(forward);
+    let sensitive = context.sensitive_headers();
     ServiceBuilder::new()
         .layer(context)
+        .layer(sensitive)
         .layer(RequestIdLayer)
         .layer(AccessLogLayer)
         .layer(SecurityHeadersLayer)
@@ -176,5 +180,52 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 448, "the stack's future grew to {size} bytes");
         drop(fut);
+    }
+
+    /// Below the entry, credential headers are marked sensitive (what `Debug` prints of
+    /// them is `Sensitive`), and other headers are not.
+    #[tokio::test]
+    async fn credential_headers_are_sensitive_below_the_entry() {
+        use tower::ServiceExt as _;
+        let text = "[[upstreams]]\nname = \"echo\"\necho = true\n\
+                    [[routes]]\npath = \"/public/**\"\nupstream = \"echo\"\nauth = \"none\"\n";
+        let config = crate::config::parse_str(text, std::path::Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("config: {e}"));
+        let peer = Arc::new(Peer::new(([127, 0, 0, 1], 1).into()));
+        let context = ContextLayer::new(Shared::detached(config), peer, 0);
+        let seen = tower::service_fn(|req: Request<RequestBody>| {
+            let mut resp = Response::new(Body::Empty);
+            for (name, value) in req.headers() {
+                let mark = if value.is_sensitive() {
+                    "sensitive"
+                } else {
+                    "plain"
+                };
+                let debug = format!("{value:?}");
+                if let (Ok(n), Ok(v)) = (
+                    http::HeaderName::from_bytes(format!("x-{mark}-{name}").as_bytes()),
+                    HeaderValue::from_str(&debug),
+                ) {
+                    resp.headers_mut().insert(n, v);
+                }
+            }
+            std::future::ready(Ok::<_, crate::layer::facts::Rejection>(resp))
+        });
+        let svc = assemble(context, AuthLayer::default(), seen, seen);
+        let req = Request::builder()
+            .uri("/public/x")
+            .header("host", "gw.test")
+            .header("cookie", "session=s3cret-of-the-cookie")
+            .header("accept", "*/*")
+            .body(RequestBody::empty())
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        let resp = svc.oneshot(req).await.unwrap_or_else(|e| match e {});
+        let h = resp.headers();
+        assert_eq!(
+            h.get("x-sensitive-cookie").map(|v| v.as_bytes()),
+            Some(&b"Sensitive"[..])
+        );
+        assert!(h.get("x-plain-cookie").is_none());
+        assert!(h.get("x-plain-accept").is_some());
     }
 }

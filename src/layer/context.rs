@@ -8,8 +8,10 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::Request;
 use tower::{Layer, Service};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use super::facts::Ctx;
 use crate::proxy::headers;
@@ -39,6 +41,19 @@ impl ContextLayer {
     pub fn recording(mut self) -> ContextLayer {
         self.record = true;
         self
+    }
+
+    /// The request headers that carry credentials (`Authorization`,
+    /// `Proxy-Authorization`, `Cookie`, the API key header), marked sensitive for every
+    /// layer below by tower-http's layer: their `Debug` shows `Sensitive`, and an
+    /// HTTP/2 encoder never indexes them (RFC 7541 §7.1.3). The API key header is the
+    /// one configured when the connection was accepted.
+    pub fn sensitive_headers(&self) -> SetSensitiveRequestHeadersLayer {
+        let mut names = vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE];
+        if let Some(keys) = &self.shared.snapshot.load().config.api_keys {
+            names.push(keys.header.clone());
+        }
+        SetSensitiveRequestHeadersLayer::from_shared(names.into())
     }
 }
 
