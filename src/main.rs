@@ -11,6 +11,7 @@ mod logging;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -87,14 +88,25 @@ async fn serve(path: PathBuf, config: Config, workers: usize) -> anyhow::Result<
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    loop {
+    let delay = loop {
         tokio::select! {
             // Read and validated on the background runtime, not on this worker.
             _ = hup.recv() => if let Err(e) = gateway.reload_from(&path).await {
                 tracing::error!(errors = %e, "reload refused; still serving the last good configuration");
             },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            // An orchestrator's stop: unready first, serve on for the delay.
+            _ = term.recv() => break gateway.shutdown_delay(),
+            // Ctrl-C: someone at a terminal, no load balancer to wait for.
+            _ = int.recv() => break Duration::ZERO,
+        }
+    };
+    gateway.begin_drain();
+    if !delay.is_zero() {
+        tracing::info!(delay = ?delay, "SIGTERM: /readyz answers 503; serving on until the delay ends (a second signal ends it now)");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
     }
     gateway.shutdown().await;

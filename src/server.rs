@@ -1,8 +1,10 @@
 //! Listeners: the public one (HTTP/1.1 and HTTP/2 with prior knowledge, upgrades
 //! allowed) and the admin one (`/healthz`, `/readyz`), graceful shutdown and reload.
 //!
-//! Shutdown stops accepting at once, lets in-flight requests finish for up to
-//! `server.shutdown_drain`, then drops what is left. Reload swaps the snapshot, built
+//! Shutdown is two steps: [`Gateway::begin_drain`] turns `/readyz` to `503` while the
+//! listeners keep serving (for `server.shutdown_delay` on SIGTERM, `main.rs`), then
+//! [`Gateway::shutdown`] stops accepting, lets in-flight requests finish for up to
+//! `server.shutdown_drain`, and drops what is left. Reload swaps the snapshot, built
 //! by the runtime (`crate::runtime`) from the parts whose configuration is unchanged (counters, keys,
 //! pools and caches kept; see `crate::runtime`); `/readyz` does not flip. `listen`,
 //! `admin_listen` and `worker_threads` only change on restart.
@@ -26,6 +28,7 @@ use tower::ServiceExt as _;
 use crate::body::Body;
 use crate::config::{Config, ConfigErrors};
 use crate::error::json_response;
+use crate::middleware::request_id;
 use crate::runtime::Shared;
 use crate::stack::Peer;
 
@@ -180,6 +183,23 @@ impl Gateway {
                 Ok(())
             }
         }
+    }
+
+    /// The first step of a shutdown: `/readyz` answers `503` from now on while the
+    /// listeners keep serving, so that load balancers take the endpoint out before
+    /// connections are refused (`server.shutdown_delay`, `main.rs`).
+    pub fn begin_drain(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// `server.shutdown_delay` of the configuration in force.
+    pub fn shutdown_delay(&self) -> Duration {
+        self.shared.snapshot.load().config.server.shutdown_delay
+    }
+
+    /// Whether [`Gateway::begin_drain`] (or a shutdown) has begun.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, drains in-flight requests (up to the drain time) and returns.
@@ -343,9 +363,16 @@ async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             _ = stop.changed() => break,
         };
         let shared = shared.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(admin(&req, &shared)) }
+            async move {
+                // The same id rule as the public listener: kept if sane, else made.
+                let id = request_id::ensure(req.headers_mut());
+                let mut resp = admin(&req, &shared);
+                resp.headers_mut()
+                    .insert(request_id::X_REQUEST_ID.clone(), id);
+                Ok::<_, Infallible>(resp)
+            }
         });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()

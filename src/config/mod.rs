@@ -76,6 +76,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long in-flight requests may finish on shutdown.
     pub shutdown_drain: Duration,
+    /// On SIGTERM: how long `/readyz` answers `503` while the listeners keep serving,
+    /// before they stop accepting (load balancers remove the endpoint first).
+    pub shutdown_delay: Duration,
     /// Worker threads (one runtime each); `None`: one per CPU.
     pub worker_threads: Option<usize>,
     /// Lower-case, ends with `-`.

@@ -17,7 +17,7 @@ async fn access_lines_have_every_field_and_no_secret() {
     let logfile = dir.path().join("access.log");
     let extra = "[rate_limits.tight]\nkey = \"ip\"\nrate = \"1/1m\"\n[[routes]]\npath = \"/tight/**\"\nupstream = \"up\"\nauth = \"none\"\nrate_limit = \"tight\"\n";
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\naccess_log_file = \"{}\"\naccess_log_rotation = \"never\"\naccess_log_query = [\"page\"]\n{}",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nshutdown_delay = \"0s\"\naccess_log_file = \"{}\"\naccess_log_rotation = \"never\"\naccess_log_query = [\"page\"]\n{}",
         logfile.display(),
         config(&sqlite(dir.path()), "login_rate = \"1000/1s\"", extra).replace("{UP}", &up.addr.to_string())
     );

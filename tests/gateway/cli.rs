@@ -114,8 +114,11 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("gw.toml");
     let port = closed_port().await.port();
+    let admin_port = closed_port().await.port();
+    // A delay far longer than the test: only the second signal may end it.
     let base = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[[upstreams]]\nname=\"demo\"\necho=true\n"
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
+         shutdown_delay = \"1h\"\n[[upstreams]]\nname=\"demo\"\necho=true\n"
     );
     std::fs::write(
         &path,
@@ -171,11 +174,36 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
     assert_eq!(get(addr, "/two", &[]).await.status, 200);
     assert_eq!(get(addr, "/one", &[]).await.status, 404);
 
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    let term = || {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    };
+    // SIGTERM: unready at once, and serving on — new connections included — for the
+    // delay, so that a load balancer takes the endpoint out before anything is refused.
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
+    assert!(term());
+    let mut unready = None;
+    for _ in 0..500 {
+        let r = get(admin, "/readyz", &["X-Request-Id: lb-probe-7"]).await;
+        if r.status == 503 {
+            unready = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let unready = unready.expect("/readyz turns 503 after SIGTERM");
+    assert_eq!(unready.json()["status"], "draining");
+    assert_eq!(unready.header("x-request-id"), Some("lb-probe-7"));
+    assert_eq!(get(addr, "/two", &[]).await.status, 200, "still serving");
+    let health = get(admin, "/healthz", &[]).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.header("x-request-id").map(str::len), Some(32));
+    // A second signal ends the delay: stop accepting, drain, exit.
+    assert!(term());
     let mut status = None;
     for _ in 0..500 {
         if let Some(s) = child.try_wait().expect("wait") {

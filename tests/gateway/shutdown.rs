@@ -99,3 +99,36 @@ async fn several_workers_share_the_listener_and_shut_down_together() {
         "every worker's listener is closed"
     );
 }
+
+/// The first step of a shutdown (SIGTERM's `shutdown_delay`): `/readyz` answers 503
+/// while the public listener keeps accepting and serving; only `shutdown` refuses.
+#[tokio::test]
+async fn begin_drain_turns_readyz_to_503_and_keeps_serving() {
+    let up = Upstream::start().await;
+    let text = CONFIG.replace("[server]\n", "[server]\nadmin_listen = \"127.0.0.1:0\"\n");
+    let gw = gateway(&text, Some(up.addr)).await;
+    let (addr, admin) = (gw.addr, gw.admin_addr.expect("admin listener"));
+    assert_eq!(get(admin, "/readyz", &[]).await.status, 200);
+    assert!(!gw.is_draining());
+    gw.begin_drain();
+    assert!(gw.is_draining());
+    let r = get(admin, "/readyz", &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["status"], "draining");
+    // Admin answers carry a request id too: a fresh one, or the caller's if sane.
+    assert_eq!(r.header("x-request-id").map(str::len), Some(32));
+    let echoed = get(admin, "/healthz", &["X-Request-Id: probe-1"]).await;
+    assert_eq!(echoed.status, 200);
+    assert_eq!(echoed.header("x-request-id"), Some("probe-1"));
+    let replaced = get(admin, "/healthz", &["X-Request-Id: bad id"]).await;
+    assert_ne!(replaced.header("x-request-id"), Some("bad id"));
+    // New connections are still accepted and served while unready.
+    for i in 0..3 {
+        assert_eq!(get(addr, &format!("/still/{i}"), &[]).await.status, 200);
+    }
+    gw.shutdown().await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "refused after shutdown"
+    );
+}

@@ -24,6 +24,8 @@ pub(crate) struct ServerFile {
     pub request_timeout: String,
     #[serde(default = "default_shutdown_drain")]
     pub shutdown_drain: String,
+    #[serde(default = "default_shutdown_delay")]
+    pub shutdown_delay: String,
     /// Tokio worker threads; 0 or absent = one per core.
     #[serde(default)]
     pub worker_threads: usize,
@@ -85,6 +87,7 @@ impl Default for ServerFile {
             max_body_bytes: default_max_body_bytes(),
             request_timeout: default_request_timeout(),
             shutdown_drain: default_shutdown_drain(),
+            shutdown_delay: default_shutdown_delay(),
             worker_threads: 0,
             identity_header_prefix: default_identity_prefix(),
             reject_underscore_headers: true,
@@ -129,6 +132,9 @@ fn default_request_timeout() -> String {
 }
 fn default_shutdown_drain() -> String {
     "10s".into()
+}
+fn default_shutdown_delay() -> String {
+    "5s".into()
 }
 fn default_identity_prefix() -> String {
     "x-auth-".into()

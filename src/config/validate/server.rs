@@ -62,6 +62,7 @@ pub(super) fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
     let max_body_bytes = issues.size("server.max_body_bytes".into(), &s.max_body_bytes);
     let request_timeout = issues.duration("server.request_timeout".into(), &s.request_timeout);
     let shutdown_drain = issues.duration("server.shutdown_drain".into(), &s.shutdown_drain);
+    let shutdown_delay = issues.duration_or_zero("server.shutdown_delay".into(), &s.shutdown_delay);
     let header_read_timeout =
         issues.duration("server.header_read_timeout".into(), &s.header_read_timeout);
     let max_request_target_bytes = issues.size(
@@ -178,6 +179,7 @@ pub(super) fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
         max_body_bytes,
         request_timeout,
         shutdown_drain,
+        shutdown_delay,
         worker_threads: (s.worker_threads > 0).then_some(s.worker_threads),
         identity_header_prefix: prefix,
         reject_underscore_headers: s.reject_underscore_headers,
