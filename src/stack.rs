@@ -159,19 +159,26 @@ where
 mod tests {
     use super::*;
 
+    /// State for one public route on the echo upstream.
+    fn public_only() -> Arc<Shared> {
+        let text = "[[upstreams]]\nname = \"echo\"\necho = true\n\
+                    [[routes]]\npath = \"/public/**\"\nupstream = \"echo\"\nauth = \"none\"\n";
+        let config = crate::config::parse_str(text, std::path::Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("config: {e}"));
+        Shared::detached(config)
+    }
+
+    fn peer() -> Arc<Peer> {
+        Arc::new(Peer::new(([127, 0, 0, 1], 1).into()))
+    }
+
     /// Every layer's future holds the one below it, and each is moved once as the
     /// stack is called: its size is paid in copies on every request. Early answers
     /// are boxed (layer/facts.rs) and the forward step is boxed, so the whole is a few
     /// hundred bytes; a layer that puts a large value inline shows up here first.
     #[tokio::test]
     async fn the_stack_future_stays_small() {
-        let text = "[[upstreams]]\nname = \"echo\"\necho = true\n\
-                    [[routes]]\npath = \"/public/**\"\nupstream = \"echo\"\nauth = \"none\"\n";
-        let config = crate::config::parse_str(text, std::path::Path::new("t.toml"))
-            .unwrap_or_else(|e| panic!("config: {e}"));
-        let shared = Shared::detached(config);
-        let peer = Arc::new(Peer::new(([127, 0, 0, 1], 1).into()));
-        let mut svc = build(shared, peer, 0);
+        let mut svc = build(public_only(), peer(), 0);
         let req = Request::builder()
             .uri("/public/x")
             .body(RequestBody::empty())
@@ -187,12 +194,7 @@ mod tests {
     #[tokio::test]
     async fn credential_headers_are_sensitive_below_the_entry() {
         use tower::ServiceExt as _;
-        let text = "[[upstreams]]\nname = \"echo\"\necho = true\n\
-                    [[routes]]\npath = \"/public/**\"\nupstream = \"echo\"\nauth = \"none\"\n";
-        let config = crate::config::parse_str(text, std::path::Path::new("t.toml"))
-            .unwrap_or_else(|e| panic!("config: {e}"));
-        let peer = Arc::new(Peer::new(([127, 0, 0, 1], 1).into()));
-        let context = ContextLayer::new(Shared::detached(config), peer, 0);
+        let context = ContextLayer::new(public_only(), peer(), 0);
         let seen = tower::service_fn(|req: Request<RequestBody>| {
             let mut resp = Response::new(Body::Empty);
             for (name, value) in req.headers() {
