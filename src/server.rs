@@ -353,15 +353,23 @@ async fn serve_public(
     crate::middleware::access_log::flush_thread();
 }
 
+/// The admin listener: the public one's head deadline (`server.header_read_timeout`,
+/// for every request head) and accept backoff, so a probe port left open cannot be
+/// held by idle or trickling connections or spin on accept errors (EMFILE).
 async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
             res = listener.accept() => match res {
                 Ok((s, _)) => s,
-                Err(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = stop.changed() => break,
         };
+        let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
         let shared = shared.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let shared = shared.clone();
@@ -376,6 +384,8 @@ async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(head_deadline)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

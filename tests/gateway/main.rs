@@ -2,6 +2,7 @@
 //! upstreams. One test crate so that the support code compiles once.
 
 mod access_log;
+mod admin;
 mod auth;
 mod canonical;
 mod cli;
