@@ -37,17 +37,18 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
         return None;
     }
     let mut upgrade_requested = false;
+    // Tokens as bytes: a value with a non-ASCII byte elsewhere still names headers.
     for value in h.get_all(CONNECTION) {
-        let Ok(value) = value.to_str() else { continue };
-        for token in value.split(',').map(str::trim) {
-            if token.eq_ignore_ascii_case("upgrade") {
+        for token in value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+        {
+            if token.eq_ignore_ascii_case(b"upgrade") {
                 upgrade_requested = true;
-            } else if token.is_empty()
-                || token.eq_ignore_ascii_case("close")
-                || token.eq_ignore_ascii_case("keep-alive")
-            {
-                // Not a header name (`close`), or removed as hop-by-hop anyway.
-            } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            } else if token.is_empty() || token.eq_ignore_ascii_case(b"keep-alive") {
+                // Nothing, or removed as hop-by-hop already when present.
+            } else if let Ok(name) = HeaderName::from_bytes(token) {
                 present.push(name);
             }
         }

@@ -41,6 +41,33 @@ fn hop_by_hop_and_connection_named_headers_go() {
 }
 
 #[test]
+fn every_header_connection_names_goes_even_close_and_beside_non_ascii() {
+    let mut h = HeaderMap::new();
+    h.append(CONNECTION, HeaderValue::from_static("close"));
+    h.append(
+        CONNECTION,
+        HeaderValue::from_bytes(b" X-Secret ,\xff, ").expect("obs-text is allowed"),
+    );
+    h.append(
+        HeaderName::from_static("close"),
+        HeaderValue::from_static("1"),
+    );
+    h.append(
+        HeaderName::from_static("x-secret"),
+        HeaderValue::from_static("1"),
+    );
+    h.append(
+        HeaderName::from_static("accept"),
+        HeaderValue::from_static("*/*"),
+    );
+    assert_eq!(remove_hop_by_hop(&mut h), None);
+    assert_eq!(
+        h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+        vec!["accept"]
+    );
+}
+
+#[test]
 fn upgrade_is_reported() {
     let mut h = map(&[
         ("connection", "Upgrade"),
