@@ -9,7 +9,6 @@
 //! in the cache (its JWKS may need a refetch): that path boxes one future.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
 use tower::{Layer, Service};
@@ -196,9 +195,7 @@ where
     type Error = Rejection;
     type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let now = |inner| OrBoxed::Now { inner };

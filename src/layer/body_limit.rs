@@ -3,8 +3,6 @@
 //! included; a body that grows past the limit while streaming is stopped by the
 //! forward step (`body.rs`).
 
-use std::task::{Context, Poll};
-
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response};
 use tower::Service;
@@ -50,9 +48,7 @@ where
     type Error = Rejection;
     type Future = Early<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let checked = check(&req);

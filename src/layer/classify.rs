@@ -10,7 +10,6 @@
 //!   answers it before any credential is asked for.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::header::HOST;
 use http::{Method, Request, Response};
@@ -139,9 +138,7 @@ where
     type Error = Rejection;
     type Future = Early<Attach<Attach<S::Future, LogPath>, Target>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let facts = ctx(&req).is_ok_and(|c| c.facts);

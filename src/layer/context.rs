@@ -6,7 +6,6 @@
 //! effect for every request that starts after it and never for one in flight.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::Request;
@@ -82,9 +81,7 @@ where
     type Error = S::Error;
     type Future = S::Future;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let snap = self.layer.shared.snapshot.load_full();

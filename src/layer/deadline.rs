@@ -43,9 +43,7 @@ where
     type Error = Rejection;
     type Future = Early<ResponseFuture<S::Future>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match deadline_of(&req) {

@@ -6,7 +6,6 @@
 //! the answer for the access log.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower::Service;
@@ -37,9 +36,7 @@ where
     type Error = Rejection;
     type Future = Early<Attach<S::Future, Canonical>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         match clean(&mut req) {

@@ -7,8 +7,6 @@
 //! unless the route passes it; an API key never passed on; the route's request header
 //! transform applied.
 
-use std::task::{Context, Poll};
-
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use tower::Service;
@@ -62,9 +60,7 @@ where
     type Error = Rejection;
     type Future = Early<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let checked = rewrite(&mut req);

@@ -27,6 +27,18 @@ macro_rules! unit_layer {
     };
 }
 
+/// `poll_ready` of a layer that is ready exactly when its inner service is.
+macro_rules! forward_ready {
+    () => {
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+    };
+}
+
 pub mod access_log;
 pub mod auth;
 pub mod body_limit;

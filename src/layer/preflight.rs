@@ -4,8 +4,6 @@
 //! anything else is `403 cors_denied` through the error renderer. Nothing reaches the
 //! token service or an upstream.
 
-use std::task::{Context, Poll};
-
 use http::{Request, Response};
 use tower::Service;
 
@@ -35,9 +33,7 @@ where
     type Error = Rejection;
     type Future = Early<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match req.extensions().get::<Target>() {

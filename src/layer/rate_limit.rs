@@ -8,7 +8,6 @@
 //! boxes a future (it owns the request and the inner service until Redis answers).
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures_util::FutureExt as _;
 use http::{HeaderMap, Request, Response};
@@ -139,9 +138,7 @@ where
     type Error = Rejection;
     type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Rejection>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let now = |inner| OrBoxed::Now { inner };

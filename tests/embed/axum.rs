@@ -16,6 +16,16 @@ async fn start() -> String {
     format!("http://{addr}")
 }
 
+/// GET `url`, with a bearer token when given.
+async fn get(url: impl reqwest::IntoUrl, token: Option<&str>) -> reqwest::Response {
+    let req = client().get(url);
+    let req = match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    };
+    req.send().await.expect("request")
+}
+
 async fn json(resp: reqwest::Response) -> serde_json::Value {
     resp.json().await.expect("a JSON body")
 }
@@ -23,34 +33,21 @@ async fn json(resp: reqwest::Response) -> serde_json::Value {
 #[tokio::test]
 async fn a_token_with_the_scope_reaches_the_handler_with_its_caller() {
     let base = start().await;
-    let resp = client()
-        .get(format!("{base}/orders/7"))
-        .bearer_auth(token("orders:read"))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(format!("{base}/orders/7"), Some(&token("orders:read"))).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.text().await.expect("body"),
         "order for alice (scopes: orders:read)"
     );
     // A public route needs nothing.
-    let resp = client()
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(format!("{base}/health"), None).await;
     assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
 async fn no_token_is_401_with_a_bearer_challenge() {
     let base = start().await;
-    let resp = client()
-        .get(format!("{base}/orders/7"))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(format!("{base}/orders/7"), None).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"api\"");
     assert_eq!(json(resp).await["error"], "unauthorized");
@@ -60,12 +57,7 @@ async fn no_token_is_401_with_a_bearer_challenge() {
 async fn refused_tokens_are_401_invalid_token() {
     let base = start().await;
     for (what, t) in refused_tokens("orders:read") {
-        let resp = client()
-            .get(format!("{base}/orders/7"))
-            .bearer_auth(&t)
-            .send()
-            .await
-            .expect("request");
+        let resp = get(format!("{base}/orders/7"), Some(&t)).await;
         assert_eq!(resp.status(), 401, "{what}");
         let challenge = resp.headers()["www-authenticate"]
             .to_str()
@@ -83,12 +75,7 @@ async fn refused_tokens_are_401_invalid_token() {
 async fn a_missing_scope_is_403_insufficient_scope() {
     let base = start().await;
     // The route policy ([[routes]] /orders/** needs orders:read).
-    let resp = client()
-        .get(format!("{base}/orders/7"))
-        .bearer_auth(token("profile"))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(format!("{base}/orders/7"), Some(&token("profile"))).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(
         resp.headers()["www-authenticate"],
@@ -123,12 +110,7 @@ async fn paths_no_route_names_and_ambiguous_paths_are_refused() {
     let base = start().await;
     let t = token("orders:read orders:write");
     for (path, status) in [("/admin", 404), ("/orders/a%2fb", 400)] {
-        let resp = client()
-            .get(format!("{base}{path}"))
-            .bearer_auth(&t)
-            .send()
-            .await
-            .expect("request");
+        let resp = get(format!("{base}{path}"), Some(&t)).await;
         assert_eq!(resp.status(), status, "{path}");
     }
 }
