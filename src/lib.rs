@@ -17,6 +17,7 @@
 //! | [`ratelimit`] | `[rate_limits]` policies: keys, GCRA in memory with bounded memory, or in Redis |
 //! | [`runtime`] | process-lifetime state kept across reloads by configuration: limiters, Redis, JWKS clients, upstream pools, token caches, the store; the background runtime |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
+//! | [`tls`] | TLS termination: the listener's rustls configuration, swapped on reload and file change; client certificates |
 //! | [`embed`] | the verification and route policy as a tower layer for axum / tonic services (feature `layer`) |
 //!
 //! ## Public API
@@ -79,6 +80,8 @@ pub mod server;
 pub mod stack;
 #[cfg(feature = "server")]
 pub mod state;
+#[cfg(feature = "server")]
+pub mod tls;
 #[cfg(feature = "server")]
 pub mod token;
 

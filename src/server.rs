@@ -1,5 +1,7 @@
-//! Listeners: the public one (HTTP/1.1 and HTTP/2 with prior knowledge, upgrades
-//! allowed) and the admin one (`/healthz`, `/readyz`), graceful shutdown and reload.
+//! Listeners: the public one (HTTP/1.1 and HTTP/2, plain with prior knowledge or over
+//! TLS with ALPN, upgrades allowed; `server/public.rs`), the admin one (`/healthz`,
+//! `/readyz`, `/metrics`; `server/admin.rs`) and the HTTP → HTTPS redirect
+//! (`server/redirect.rs`); graceful shutdown and reload.
 //!
 //! Shutdown is two steps: [`Gateway::begin_drain`] turns `/readyz` to `503` while the
 //! listeners keep serving (for `server.shutdown_delay` on SIGTERM, `main.rs`), then
@@ -7,32 +9,30 @@
 //! `server.shutdown_drain`, and drops what is left. Reload swaps the snapshot, built
 //! by the runtime (`crate::runtime`) from the parts whose configuration is unchanged (counters, keys,
 //! pools and caches kept; see `crate::runtime`); `/readyz` does not flip. `listen`,
-//! `admin_listen` and `worker_threads` only change on restart.
+//! `admin_listen` and `worker_threads` only change on restart. The TLS certificate,
+//! key and client CA are re-read on reload and when the files change (`crate::tls`);
+//! turning TLS on or off takes a restart.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
-use tower::ServiceExt as _;
 
-use crate::body::Body;
 use crate::config::{Config, ConfigErrors};
-use crate::error::json_response;
-use crate::middleware::request_id;
 use crate::runtime::Shared;
-use crate::stack::Peer;
+use crate::tls::TlsState;
 
+mod admin;
 mod head_timeout;
+mod public;
+mod redirect;
+
+use public::Listener;
 
 /// A running gateway.
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub struct Gateway {
     /// The address of the admin listener, if configured.
     pub admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
+    /// The public listener's TLS configuration, when `[server.tls]` is set.
+    tls: Option<Arc<TlsState>>,
     stop: watch::Sender<bool>,
     /// One per worker and one for the admin listener; fire when each has finished.
     done: Vec<oneshot::Receiver<()>>,
@@ -85,24 +87,43 @@ impl Gateway {
             .as_ref()
             .map(TcpListener::local_addr)
             .transpose()?;
+        let redirect = match config.server.tls.as_ref().and_then(|t| t.redirect_listen) {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        let tls = match &config.server.tls {
+            Some(s) => Some(TlsState::new(s).map_err(|e| {
+                std::io::Error::other(format!("server.tls.{}: {}", e.key, e.problem))
+            })?),
+            None => None,
+        };
         let drain = config.server.shutdown_drain;
         let builder = Arc::new(http_builder(&config));
         let shared = Shared::start(config, workers).await?;
+        if let (Some(t), Some(rt)) = (&tls, &shared.runtime) {
+            t.watch(rt.background());
+        }
         let (stop, stop_rx) = watch::channel(false);
-        let mut done = Vec::with_capacity(workers + 1);
+        let mut done = Vec::with_capacity(workers + 2);
+        let listener = |worker| Listener {
+            worker,
+            builder: builder.clone(),
+            shared: shared.clone(),
+            tls: tls.clone(),
+        };
 
         let (tx, rx) = oneshot::channel();
         done.push(rx);
-        let (b, sh, st) = (builder.clone(), shared.clone(), stop_rx.clone());
+        let (l, st) = (listener(0), stop_rx.clone());
         tokio::spawn(async move {
-            serve_public(0, first, b, sh, st, drain).await;
+            public::serve_public(l, first, st, drain).await;
             let _ = tx.send(());
         });
         for worker in 1..workers {
             let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
             let (tx, rx) = oneshot::channel();
             done.push(rx);
-            let (b, sh, st) = (builder.clone(), shared.clone(), stop_rx.clone());
+            let (l, st) = (listener(worker), stop_rx.clone());
             std::thread::Builder::new()
                 .name(format!("portcullis-{worker}"))
                 .spawn(move || {
@@ -120,7 +141,7 @@ impl Gateway {
                         match bind(addr, true) {
                             Ok(listener) => {
                                 let _ = ready_tx.send(Ok(()));
-                                serve_public(worker, listener, b, sh, st, drain).await;
+                                public::serve_public(l, listener, st, drain).await;
                             }
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -137,20 +158,31 @@ impl Gateway {
                 return Err(e);
             }
         }
+        if let Some(l) = redirect {
+            let (tx, rx) = oneshot::channel();
+            done.push(rx);
+            let (sh, st) = (shared.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                redirect::serve_redirect(l, addr.port(), sh, st).await;
+                let _ = tx.send(());
+            });
+        }
         if let Some(l) = admin_listener {
             let (tx, rx) = oneshot::channel();
             done.push(rx);
             let sh = shared.clone();
             tokio::spawn(async move {
-                serve_admin(l, sh, stop_rx).await;
+                admin::serve_admin(l, sh, stop_rx).await;
                 let _ = tx.send(());
             });
         }
-        tracing::info!(%addr, admin = ?admin_addr, workers, "portcullis listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, admin = ?admin_addr, workers, "portcullis listening");
         Ok(Gateway {
             addr,
             admin_addr,
             shared,
+            tls,
             stop,
             done,
         })
@@ -159,17 +191,17 @@ impl Gateway {
     /// Swaps in a new configuration for every request that starts from now on. The
     /// parts whose configuration is unchanged are kept (see `crate::runtime`).
     pub fn reload(&self, config: Config) {
-        apply_reload(&self.shared, config);
+        apply_reload(&self.shared, self.tls.as_deref(), config);
     }
 
     /// Reads, validates and applies the configuration file at `path` on the background
     /// runtime (never on a worker: a reload costs the requests in flight nothing). On
     /// error the current configuration stays.
     pub async fn reload_from(&self, path: &std::path::Path) -> Result<(), ConfigErrors> {
-        let (shared, path) = (self.shared.clone(), path.to_path_buf());
+        let (shared, tls, path) = (self.shared.clone(), self.tls.clone(), path.to_path_buf());
         let work = move || {
             let config = Config::load(&path)?;
-            apply_reload(&shared, config);
+            apply_reload(&shared, tls.as_deref(), config);
             Ok(())
         };
         let task = match &self.shared.runtime {
@@ -213,7 +245,7 @@ impl Gateway {
 }
 
 /// Builds the snapshot of `config` from the runtime and swaps it in.
-fn apply_reload(shared: &Shared, config: Config) {
+fn apply_reload(shared: &Shared, tls: Option<&TlsState>, config: Config) {
     let old = shared.snapshot.load();
     if old.config.server.listen != config.server.listen
         || old.config.server.admin_listen != config.server.admin_listen
@@ -221,6 +253,11 @@ fn apply_reload(shared: &Shared, config: Config) {
         tracing::warn!(
             "server.listen / server.admin_listen changed: the new addresses take effect on restart"
         );
+    }
+    match (tls, &config.server.tls) {
+        (Some(state), Some(settings)) => state.reload(settings),
+        (None, None) => {}
+        _ => tracing::warn!("[server.tls] was added or removed: it takes effect on restart"),
     }
     if let Some(svc) = &config.token_service {
         if let Err(e) = svc.persist_created_keys() {
@@ -261,152 +298,4 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX));
     b
-}
-
-async fn serve_public(
-    worker: usize,
-    listener: TcpListener,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    drain: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    // This worker's batched access lines reach the writer at least every 250 ms.
-    let flusher = tokio::spawn(async {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            crate::middleware::access_log::flush_thread();
-        }
-    });
-    loop {
-        let (stream, peer) = tokio::select! {
-            res = listener.accept() => match res {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
-        let shared = shared.clone();
-        let conn_peer = Arc::new(Peer::new(peer));
-        // Set by the first request: until then the connection is on the head deadline.
-        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let seen = asked.clone();
-        let stack = crate::stack::build(shared, conn_peer, worker);
-        let service = service_fn(move |req: Request<Incoming>| {
-            seen.store(true, Ordering::Relaxed);
-            stack
-                .clone()
-                .oneshot(req.map(crate::body::RequestBody::from))
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let (io, timed_out) = head_timeout::WatchedIo::new(stream);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .into_owned();
-            let conn = watcher.watch(conn);
-            tokio::pin!(conn);
-            // The first request must arrive within the head deadline, whatever the
-            // protocol: protocol detection has no deadline of its own, and neither
-            // has an HTTP/2 connection that sent its preface and nothing else.
-            let first = tokio::select! {
-                r = &mut conn => Some(r),
-                () = tokio::time::sleep(head_deadline) => None,
-            };
-            let result = match first {
-                Some(r) => r,
-                None if !asked.load(Ordering::Relaxed) => {
-                    tracing::debug!(%peer, "no request within the head deadline; closed");
-                    // Dropping the connection answers 408 if a head had begun.
-                    timed_out.store(true, Ordering::Relaxed);
-                    return;
-                }
-                None => (&mut conn).await,
-            };
-            if let Err(e) = result {
-                let head_timeout = e
-                    .downcast_ref::<hyper::Error>()
-                    .is_some_and(hyper::Error::is_timeout);
-                // Dropping the connection below answers 408 if a request had begun.
-                timed_out.store(head_timeout, Ordering::Relaxed);
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!(drain = ?drain, "shutting down: draining in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(drain) => tracing::warn!("drain time exceeded; closing remaining connections"),
-    }
-    flusher.abort();
-    crate::middleware::access_log::flush_thread();
-}
-
-/// The admin listener: the public one's head deadline (`server.header_read_timeout`,
-/// for every request head) and accept backoff, so a probe port left open cannot be
-/// held by idle or trickling connections or spin on accept errors (EMFILE).
-async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let stream = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
-        let shared = shared.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            let shared = shared.clone();
-            async move {
-                // The same id rule as the public listener: kept if sane, else made.
-                let id = request_id::ensure(req.headers_mut());
-                let mut resp = admin(&req, &shared);
-                resp.headers_mut()
-                    .insert(request_id::X_REQUEST_ID.clone(), id);
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(head_deadline)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-fn admin(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
-    match req.uri().path() {
-        "/healthz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        "/readyz" if shared.draining.load(Ordering::Relaxed) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "draining"}),
-        ),
-        "/readyz" if !shared.is_ready() => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "waiting for issuer keys"}),
-        ),
-        "/readyz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": "not_found", "error_description": "admin endpoints: /healthz, /readyz"}),
-        ),
-    }
 }

@@ -68,13 +68,37 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// `addr`'s IP as a header value (for `X-Forwarded-For`), rendered once.
     pub ip_header: HeaderValue,
+    /// Set on connections that came over TLS.
+    pub tls: Option<crate::tls::TlsPeer>,
 }
 
 impl Peer {
+    /// A client on a plain connection.
     pub fn new(addr: SocketAddr) -> Peer {
         let ip_header = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer { addr, ip_header }
+        Peer {
+            addr,
+            ip_header,
+            tls: None,
+        }
+    }
+
+    /// A client on a TLS connection.
+    pub fn tls(addr: SocketAddr, tls: crate::tls::TlsPeer) -> Peer {
+        Peer {
+            tls: Some(tls),
+            ..Peer::new(addr)
+        }
+    }
+
+    /// The scheme the client used (`X-Forwarded-Proto`).
+    pub fn proto(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 

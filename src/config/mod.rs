@@ -113,6 +113,8 @@ pub struct ServerConfig {
     pub strip_request_headers: Vec<http::HeaderName>,
     /// `%252e` and friends refused in paths.
     pub reject_double_encoding: bool,
+    /// `[server.tls]`: TLS on the public listener.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// Where an upstream's requests go.

@@ -2,7 +2,7 @@
 //!
 //! This file owns the walk over the top-level sections ([`parse_str`]) and the
 //! [`Issues`] collector; each section is checked in a file of its own below
-//! (`server`, `upstreams`, `routes`, `cors`, `headers`, `tokens`, `keys`, `issuers`,
+//! (`server`, `tls`, `upstreams`, `routes`, `cors`, `headers`, `tokens`, `keys`, `issuers`,
 //! `api_keys`, `rate_limits`; the token service's `token_service`, `clients`, `users`).
 //! Checks never stop at the first problem: every issue is collected so that one run
 //! reports all of them.
@@ -16,6 +16,7 @@ mod keys;
 mod rate_limits;
 mod routes;
 mod server;
+mod tls;
 mod token_service;
 mod tokens;
 mod upstreams;
@@ -212,7 +213,8 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         }
     }
 
-    let server = server_file.map(|s| server(&mut issues, s));
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let server = server_file.map(|s| server(&mut issues, s, base_dir));
     let upstreams: Vec<Arc<Upstream>> = upstreams(&mut issues, &upstream_files);
     let declared: HashSet<&str> = upstream_names.iter().map(String::as_str).collect();
     let identity_prefix = server
@@ -227,7 +229,6 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         &identity_prefix,
     );
 
-    let base_dir = path.parent().unwrap_or(Path::new("."));
     let (tokens, own) = match tokens_file
         .as_ref()
         .and_then(|t| tokens(&mut issues, t, base_dir))

@@ -48,7 +48,7 @@ async fn send(mut req: Request<RequestBody>) -> Outcome {
         bytes_in: &bytes_in,
         peer: &c.peer.ip_header,
         trusted_peer: headers::is_trusted(c.peer.addr.ip(), &server.trusted_proxies),
-        proto: "http",
+        proto: c.peer.proto(),
     };
     let pool = c.snap.client(c.worker, &route.upstream.name);
     let asked = server.access_log.then(Instant::now);

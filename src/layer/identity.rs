@@ -3,7 +3,8 @@
 //! `Connection: Authorization` cannot hide a valid token from it, and before the
 //! identity is added, so that `Connection: x-auth-subject` cannot remove it; an
 //! `Upgrade` kept only when the route allows it (`proxy/upgrade.rs`, as [`UpgradeTo`]);
-//! the verified identity injected (`x-auth-*`, claim headers); `Authorization` removed
+//! the verified identity injected (`x-auth-*`, claim headers, the TLS client
+//! certificate's thumbprint); `Authorization` removed
 //! unless the route passes it; an API key never passed on; the route's request header
 //! transform applied.
 
@@ -23,7 +24,13 @@ pub struct UpgradeTo(pub HeaderValue);
 unit_layer!(IdentityLayer => Identity);
 
 fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
-    let snap = ctx(req)?.snap.clone();
+    let c = ctx(req)?;
+    let snap = c.snap.clone();
+    let client_cert = c
+        .peer
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_cert_sha256.clone());
     let config = &snap.config;
     let route = match req.extensions().get::<Target>() {
         Some(Target::Route(i)) => config.router.routes().get(*i),
@@ -39,6 +46,9 @@ fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
     if let Some(Admitted(Some((p, effective)))) = admitted {
         snap.identity
             .inject(h, &p, &effective, &config.claim_headers);
+    }
+    if let Some(thumbprint) = client_cert {
+        h.insert(snap.identity.client_cert.clone(), thumbprint);
     }
     if !route.pass_authorization {
         h.remove(AUTHORIZATION);

@@ -1,11 +1,14 @@
 //! `server.security_headers`: `X-Content-Type-Options`, `Referrer-Policy` and the rest
-//! (`middleware/transform.rs` says which) on every answer, errors included.
+//! (`middleware/transform.rs` says which) on every answer, errors included; and
+//! `server.tls.hsts`: `Strict-Transport-Security` on every answer sent over TLS
+//! (never over plain HTTP, where RFC 6797 §7.2 says browsers ignore it).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response};
+use http::header::STRICT_TRANSPORT_SECURITY;
+use http::{HeaderValue, Request, Response};
 use tower::Service;
 
 use super::facts::Ctx;
@@ -24,13 +27,17 @@ where
     forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let on = req
-            .extensions()
-            .get::<Ctx>()
-            .is_some_and(|c| c.snap.config.server.security_headers);
+        let c = req.extensions().get::<Ctx>();
+        let on = c.is_some_and(|c| c.snap.config.server.security_headers);
+        // RFC 6797 §7.2: only over a secure transport.
+        let hsts = c.and_then(|c| {
+            c.peer.tls.as_ref()?;
+            c.snap.config.server.tls.as_ref()?.hsts.clone()
+        });
         ResponseFuture {
             inner: self.inner.call(req),
             on,
+            hsts,
         }
     }
 }
@@ -40,6 +47,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         on: bool,
+        hsts: Option<HeaderValue>,
     }
 }
 
@@ -52,8 +60,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut out = ready!(this.inner.poll(cx));
-        if let (Ok(resp), true) = (&mut out, *this.on) {
-            security_headers(resp.headers_mut());
+        if let Ok(resp) = &mut out {
+            if *this.on {
+                security_headers(resp.headers_mut());
+            }
+            if let Some(v) = this.hsts.take() {
+                resp.headers_mut().insert(STRICT_TRANSPORT_SECURITY, v);
+            }
         }
         Poll::Ready(out)
     }

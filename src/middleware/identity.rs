@@ -4,7 +4,8 @@
 //! hygiene stage before routing; this stage runs after authorization and adds the
 //! verified identity: `<prefix>subject`, `<prefix>scopes` (effective scopes, space
 //! separated), `<prefix>roles` (space separated), `<prefix>client-id`,
-//! `<prefix>issuer`, plus any `[identity] claim_headers` mapping (those header names
+//! `<prefix>issuer`, `<prefix>client-cert-sha256` (the verified TLS client
+//! certificate's thumbprint, on any route, public ones too), plus any `[identity] claim_headers` mapping (those header names
 //! are reserved too: client copies are removed like the prefix's). Values that could
 //! not be carried safely in a header are left out.
 
@@ -23,6 +24,9 @@ pub struct IdentityHeaders {
     roles: HeaderName,
     client_id: HeaderName,
     issuer: HeaderName,
+    /// `<prefix>client-cert-sha256`: the verified TLS client certificate's
+    /// thumbprint (RFC 8705 `x5t#S256`), on every route.
+    pub client_cert: HeaderName,
 }
 
 impl IdentityHeaders {
@@ -38,6 +42,7 @@ impl IdentityHeaders {
             roles: name("roles"),
             client_id: name("client-id"),
             issuer: name("issuer"),
+            client_cert: name("client-cert-sha256"),
         }
     }
 

@@ -41,17 +41,21 @@ pub struct WatchedIo {
     /// Bytes were read since the last write: a request is (partly) in.
     unanswered: bool,
     timed_out: Arc<AtomicBool>,
+    /// Whether the canned `408` may be written (plain connections: over TLS the
+    /// socket carries records, and the connection is closed without a word).
+    answer: bool,
 }
 
 impl WatchedIo {
     /// Wraps `stream`; the returned flag is set by the connection task when hyper
     /// reports a head timeout, before it drops the connection.
-    pub fn new(stream: TcpStream) -> (WatchedIo, Arc<AtomicBool>) {
+    pub fn new(stream: TcpStream, answer: bool) -> (WatchedIo, Arc<AtomicBool>) {
         let timed_out = Arc::new(AtomicBool::new(false));
         let io = WatchedIo {
             stream,
             unanswered: false,
             timed_out: timed_out.clone(),
+            answer,
         };
         (io, timed_out)
     }
@@ -59,7 +63,7 @@ impl WatchedIo {
 
 impl Drop for WatchedIo {
     fn drop(&mut self) {
-        if self.unanswered && self.timed_out.load(Ordering::Relaxed) {
+        if self.answer && self.unanswered && self.timed_out.load(Ordering::Relaxed) {
             // Non-blocking: the answer is small and the send buffer empty (nothing was
             // written since the request began). If it does not fit, the client gets
             // the close alone, as it would without this.

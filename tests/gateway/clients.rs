@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::support::*;
 use crate::token::{config, sqlite};
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let p = std::env::var_os("PORTCULLIS_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -22,6 +22,7 @@ mod reload;
 mod routing;
 mod shutdown;
 mod support;
+mod tls;
 mod token;
 mod token_grants;
 mod transforms;

@@ -75,6 +75,41 @@ pub(crate) struct ServerFile {
     /// slash, backslash or NUL) in paths.
     #[serde(default = "default_true")]
     pub reject_double_encoding: bool,
+    /// `[server.tls]`: the public listener speaks TLS.
+    pub tls: Option<TlsFile>,
+}
+
+/// `[server.tls]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    /// PEM certificate chain (leaf first).
+    pub cert: String,
+    /// PEM private key (PKCS#8, RSA or EC).
+    pub key: String,
+    /// PEM CA certificates for client certificates.
+    pub client_ca: Option<String>,
+    /// "none", "optional" or "required"; with `client_ca` the default is "required".
+    pub client_auth: Option<String>,
+    /// "1.2" (default) or "1.3".
+    #[serde(default = "default_min_version")]
+    pub min_version: String,
+    /// `Strict-Transport-Security` max-age, e.g. "365d"; off when absent.
+    pub hsts: Option<String>,
+    #[serde(default)]
+    pub hsts_include_subdomains: bool,
+    /// A plain-HTTP listener that answers `308` to the HTTPS URL.
+    pub redirect_listen: Option<String>,
+    /// How often the files are checked for a change ("0s": only on reload).
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval: String,
+}
+
+fn default_min_version() -> String {
+    "1.2".into()
+}
+fn default_watch_interval() -> String {
+    "10s".into()
 }
 
 impl Default for ServerFile {
@@ -105,6 +140,7 @@ impl Default for ServerFile {
             refuse_methods: default_refuse_methods(),
             strip_request_headers: default_strip_request_headers(),
             reject_double_encoding: true,
+            tls: None,
         }
     }
 }

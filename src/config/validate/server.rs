@@ -5,6 +5,7 @@
 //! chosen is checked here, so a bad one is refused at load and never at request time.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 
 use ipnet::IpNet;
 
@@ -13,7 +14,7 @@ use crate::config::ServerConfig;
 
 use super::Issues;
 
-pub(super) fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
+pub(super) fn server(issues: &mut Issues, s: ServerFile, base_dir: &Path) -> ServerConfig {
     let addr = |issues: &mut Issues, key: &str, v: &str| -> Option<SocketAddr> {
         v.parse()
             .map_err(|_| {
@@ -164,7 +165,21 @@ pub(super) fn server(issues: &mut Issues, s: ServerFile) -> ServerConfig {
             );
         }
     }
+    let tls = s
+        .tls
+        .as_ref()
+        .and_then(|t| super::tls::tls(issues, t, base_dir));
+    if let Some(r) = tls.as_ref().and_then(|t| t.redirect_listen) {
+        if r == listen || Some(r) == admin_listen {
+            issues.add(
+                "server.tls.redirect_listen",
+                "is the address of another listener",
+                "give the redirect listener its own port, e.g. \"0.0.0.0:80\"",
+            );
+        }
+    }
     ServerConfig {
+        tls,
         forward_auth_path: s.forward_auth_path.clone(),
         security_headers: s.security_headers,
         access_log_query: s.access_log_query.clone(),
