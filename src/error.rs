@@ -12,6 +12,7 @@
 use http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
+use crate::auth::bearer::Malformed;
 use crate::auth::jwt::TokenError;
 use crate::body::Body;
 use crate::token::endpoint::OAuthError;
@@ -37,6 +38,10 @@ pub enum GatewayError {
     MethodNotAllowed(Vec<Method>),
     #[error("authentication required")]
     Unauthenticated,
+    /// An `Authorization` header that is not `Bearer <token>` (RFC 6750 §3.1
+    /// `invalid_request`): answered `400`, the description naming the problem.
+    #[error("malformed Authorization header: {}", .0.description())]
+    MalformedAuthorization(Malformed),
     #[error("invalid token: {0}")]
     InvalidToken(TokenError),
     /// The scopes the route requires (space-separated), for `WWW-Authenticate`.
@@ -97,6 +102,7 @@ pub enum Reason {
     NoRoute,
     MethodNotAllowed,
     NoToken,
+    MalformedAuthorization,
     UntrustedProxy,
     RateLimited,
     InvalidToken,
@@ -132,6 +138,7 @@ impl Reason {
             NoRoute => "no_route",
             MethodNotAllowed => "method_not_allowed",
             NoToken => "no_token",
+            MalformedAuthorization => "malformed_authorization",
             UntrustedProxy => "untrusted_proxy",
             RateLimited => "rate_limited",
             InvalidToken => "invalid_token",
@@ -198,6 +205,13 @@ impl GatewayError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "a bearer token is required".into(),
+            ),
+            // Unlike an invalid token, a malformed header says what is wrong with it:
+            // nothing was verified, and the text never echoes the header.
+            MalformedAuthorization(m) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                m.description().into(),
             ),
             RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -283,6 +297,7 @@ impl GatewayError {
             NoRoute => Reason::NoRoute,
             MethodNotAllowed(_) => Reason::MethodNotAllowed,
             Unauthenticated => Reason::NoToken,
+            MalformedAuthorization(_) => Reason::MalformedAuthorization,
             UntrustedProxy => Reason::UntrustedProxy,
             RateLimited { .. } => Reason::RateLimited,
             InvalidToken(_) => Reason::InvalidToken,
@@ -370,6 +385,16 @@ impl GatewayError {
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"portcullis\""),
                 );
+            }
+            GatewayError::MalformedAuthorization(m) => {
+                // RFC 6750 §3: the descriptions are quoted-string safe (bearer.rs).
+                let v = format!(
+                    "Bearer realm=\"portcullis\", error=\"invalid_request\", error_description=\"{}\"",
+                    m.description()
+                );
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(WWW_AUTHENTICATE, v);
+                }
             }
             GatewayError::InvalidToken(_) => {
                 h.insert(
@@ -477,4 +502,33 @@ mod tests {
             "Bearer realm=\"portcullis\""
         );
     }
+
+    #[tokio::test]
+    async fn a_malformed_authorization_header_is_400_invalid_request_naming_the_problem() {
+        let rid = HeaderValue::from_static("abc-123");
+        for m in [
+            Malformed::NoScheme,
+            Malformed::OtherScheme,
+            Malformed::Duplicate,
+        ] {
+            let e = GatewayError::MalformedAuthorization(m);
+            assert_eq!(e.reason(), Reason::MalformedAuthorization);
+            let resp = e.into_response(&rid);
+            assert_eq!(resp.status(), 400);
+            assert_eq!(
+                resp.headers()[WWW_AUTHENTICATE],
+                format!(
+                    "Bearer realm=\"portcullis\", error=\"invalid_request\", error_description=\"{}\"",
+                    m.description()
+                )
+                .as_str()
+            );
+            let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            assert_eq!(v["error"], "invalid_request");
+            assert_eq!(v["error_description"], m.description());
+            assert_eq!(v["request_id"], "abc-123");
+        }
+    }
+
 }

@@ -1,4 +1,11 @@
 //! Bearer token extraction (RFC 6750 §2.1): the `Authorization` header only.
+//!
+//! A header that is there but does not hold `Bearer <token>` is a malformed request
+//! (RFC 6750 §3.1 `invalid_request`, `400`), not an invalid token: the answer says
+//! which problem it has ([`Malformed::description`]), so that a client that sends a
+//! bare token, `Basic` credentials or a stray space learns what to fix. A token that
+//! is well-formed but not valid stays `401 invalid_token`, whose description never
+//! says which check failed.
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
@@ -10,18 +17,71 @@ pub enum Bearer<'a> {
     Missing,
     /// A bearer token (the scheme name is case-insensitive, RFC 9110 §11.1).
     Token(&'a str),
-    /// Present but not usable: another scheme, an empty or malformed token.
-    Invalid,
-    /// More than one `Authorization` header: ambiguous, refused with 400.
-    Duplicate,
+    /// Present but not `Bearer <token>`: refused `400 invalid_request`.
+    Malformed(Malformed),
 }
 
-/// RFC 6750 b64token characters.
+/// Why an `Authorization` header is not a bearer credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// More than one `Authorization` header: ambiguous.
+    Duplicate,
+    /// An empty header value.
+    Empty,
+    /// A single word that is not `Bearer`: a token sent without its scheme.
+    NoScheme,
+    /// Another scheme (`Basic`, `Digest`, `Token`…) where a bearer token is expected.
+    OtherScheme,
+    /// `Bearer` and nothing after it.
+    EmptyToken,
+    /// More than one space (or a tab) between `Bearer` and the token.
+    ExtraSpace,
+    /// A space inside the token: more than one part after `Bearer`.
+    ExtraParts,
+    /// A character outside RFC 6750's `b64token` (quotes, commas, non-ASCII…).
+    BadCharacter,
+}
+
+impl Malformed {
+    /// What is wrong, for the client: `error_description` in the body and in
+    /// `WWW-Authenticate`. Never echoes the header; no `"` or `\` (RFC 6750 §3).
+    pub fn description(self) -> &'static str {
+        match self {
+            Malformed::Duplicate => "more than one Authorization header",
+            Malformed::Empty => "the Authorization header is empty; expected Bearer <token>",
+            Malformed::NoScheme => {
+                "the Authorization header has no scheme; expected Bearer <token>"
+            }
+            Malformed::OtherScheme => {
+                "the Authorization scheme is not Bearer; expected Bearer <token>"
+            }
+            Malformed::EmptyToken => "the bearer token is empty; expected Bearer <token>",
+            Malformed::ExtraSpace => {
+                "more than one space between Bearer and the token; expected exactly one"
+            }
+            Malformed::ExtraParts => {
+                "the Authorization header has more than one part after Bearer; expected one token"
+            }
+            Malformed::BadCharacter => {
+                "the bearer token has a character outside the RFC 6750 token syntax"
+            }
+        }
+    }
+}
+
+/// RFC 6750 b64token characters: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
+/// "/" ) *"="`.
 fn is_b64token(s: &str) -> bool {
-    !s.is_empty()
-        && s.trim_end_matches('=').bytes().all(|b| {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
+}
+
+fn is_space(c: char) -> bool {
+    c == ' ' || c == '\t'
 }
 
 /// Extracts the bearer token.
@@ -31,17 +91,47 @@ pub fn extract(headers: &HeaderMap) -> Bearer<'_> {
         return Bearer::Missing;
     };
     if values.next().is_some() {
-        return Bearer::Duplicate;
+        return Bearer::Malformed(Malformed::Duplicate);
     }
-    let Ok(value) = value.to_str() else {
-        return Bearer::Invalid;
+    match value.to_str() {
+        Ok(v) => parse(v),
+        // obs-text (bytes ≥ 0x80): never part of a token.
+        Err(_) => Bearer::Malformed(Malformed::BadCharacter),
+    }
+}
+
+/// `Bearer SP b64token`, the scheme in any case. Leading and trailing whitespace is
+/// not part of a field value (RFC 9110 §5.5); hyper strips it already.
+fn parse(value: &str) -> Bearer<'_> {
+    let value = value.trim_matches(is_space);
+    if value.is_empty() {
+        return Bearer::Malformed(Malformed::Empty);
+    }
+    let Some(at) = value.find(is_space) else {
+        return Bearer::Malformed(if value.eq_ignore_ascii_case("bearer") {
+            Malformed::EmptyToken
+        } else {
+            Malformed::NoScheme
+        });
     };
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && is_b64token(token) => {
-            Bearer::Token(token)
-        }
-        _ => Bearer::Invalid,
+    let (scheme, rest) = value.split_at(at);
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Bearer::Malformed(Malformed::OtherScheme);
     }
+    // `rest` starts with the separator and, trimmed above, ends with a token.
+    let Some(token) = rest.strip_prefix(' ') else {
+        return Bearer::Malformed(Malformed::ExtraSpace);
+    };
+    if token.starts_with(is_space) {
+        return Bearer::Malformed(Malformed::ExtraSpace);
+    }
+    if token.contains(is_space) {
+        return Bearer::Malformed(Malformed::ExtraParts);
+    }
+    if !is_b64token(token) {
+        return Bearer::Malformed(Malformed::BadCharacter);
+    }
+    Bearer::Token(token)
 }
 
 #[cfg(test)]
@@ -69,17 +159,73 @@ mod tests {
             Bearer::Token("abc.def.ghi")
         );
         assert_eq!(extract(&h(&["BEARER abc"])), Bearer::Token("abc"));
-        assert_eq!(extract(&h(&["Bearer a", "Bearer b"])), Bearer::Duplicate);
-        for bad in [
-            "Basic dXNlcjpwYXNz",
-            "Bearer",
-            "Bearer ",
-            "Bearer  abc",
-            "Bearer a b",
-            "Bearer a\"b",
-            "Token abc",
-        ] {
-            assert_eq!(extract(&h(&[bad])), Bearer::Invalid, "{bad}");
+        assert_eq!(
+            extract(&h(&["Bearer a-b_c~d+e/f=="])),
+            Bearer::Token("a-b_c~d+e/f==")
+        );
+        // Whitespace around the value is not part of it (hyper strips it already).
+        assert_eq!(extract(&h(&[" Bearer abc "])), Bearer::Token("abc"));
+    }
+
+    #[test]
+    fn each_malformation_is_named() {
+        use Malformed::*;
+        let cases = [
+            (&["Bearer a", "Bearer b"][..], Duplicate),
+            (&["Bearer a", "Basic b"][..], Duplicate),
+            (&[""][..], Empty),
+            (&["   "][..], Empty),
+            (&["abc.def.ghi"][..], NoScheme),
+            (&["eyJhbGciOiJIUzI1NiJ9.e30.sig"][..], NoScheme),
+            (&["Basic dXNlcjpwYXNz"][..], OtherScheme),
+            (&["Token abc"][..], OtherScheme),
+            (&["Bearer: abc"][..], OtherScheme),
+            (&["Bearer"][..], EmptyToken),
+            (&["bearer"][..], EmptyToken),
+            (&["Bearer "][..], EmptyToken),
+            (&["Bearer  abc"][..], ExtraSpace),
+            (&["Bearer\tabc"][..], ExtraSpace),
+            (&["Bearer a b"][..], ExtraParts),
+            (&["Bearer a\tb"][..], ExtraParts),
+            (&["Bearer a\"b"][..], BadCharacter),
+            (&["Bearer a,b"][..], BadCharacter),
+            (&["Bearer ==="][..], BadCharacter),
+            (&["Bearer a=b"][..], BadCharacter),
+        ];
+        for (values, want) in cases {
+            assert_eq!(extract(&h(values)), Bearer::Malformed(want), "{values:?}");
+        }
+        let mut m = HeaderMap::new();
+        m.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer caf\xc3\xa9").expect("obs-text"),
+        );
+        assert_eq!(extract(&m), Bearer::Malformed(BadCharacter));
+    }
+
+    #[test]
+    fn descriptions_are_distinct_and_fit_a_quoted_string() {
+        use Malformed::*;
+        let all = [
+            Duplicate,
+            Empty,
+            NoScheme,
+            OtherScheme,
+            EmptyToken,
+            ExtraSpace,
+            ExtraParts,
+            BadCharacter,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for m in all {
+            let d = m.description();
+            assert!(seen.insert(d), "{m:?}: the same text as another");
+            // RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E.
+            assert!(
+                d.bytes()
+                    .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'),
+                "{m:?}: {d}"
+            );
         }
     }
 }

@@ -47,6 +47,7 @@ mod render;
 mod require;
 mod service;
 
+pub use crate::auth::bearer::Malformed;
 pub use crate::auth::jwks::{IssuerConfig, JwksSource};
 pub use crate::auth::jwt::{ClaimRules, TokenError};
 pub use crate::auth::principal::{ClaimMapping, ClaimPath, Principal};

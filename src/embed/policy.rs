@@ -118,13 +118,8 @@ impl Policy {
             (Access::Public, _) => return Verdict::Done(Ok(None)),
             (Access::Optional, Bearer::Missing) => return Verdict::Done(Ok(None)),
             (Access::Required, Bearer::Missing) => return Verdict::Done(Err(Denial::MissingToken)),
-            (_, Bearer::Duplicate) => {
-                return Verdict::Done(Err(Denial::BadRequest(
-                    "more than one Authorization header",
-                )))
-            }
-            (_, Bearer::Invalid) => {
-                return Verdict::Done(Err(Denial::InvalidToken(TokenError::Malformed)))
+            (_, Bearer::Malformed(m)) => {
+                return Verdict::Done(Err(Denial::MalformedAuthorization(m)))
             }
             (_, Bearer::Token(t)) => t,
         };

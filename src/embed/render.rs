@@ -5,12 +5,15 @@
 //!
 //! The reasons mirror the gateway's (`error.rs`), and like the gateway the client only
 //! ever learns `invalid_token`, never which check failed: [`Denial::InvalidToken`]
-//! carries the [`TokenError`] for the application's logs, not for the body.
+//! carries the [`TokenError`] for the application's logs, not for the body. A header
+//! that is not `Bearer <token>` at all ([`Denial::MalformedAuthorization`]) is told
+//! what is wrong with it: nothing was verified.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Response, StatusCode};
 
+use crate::auth::bearer::Malformed;
 use crate::auth::jwt::TokenError;
 
 /// Why the layer refused a request.
@@ -19,13 +22,16 @@ use crate::auth::jwt::TokenError;
 pub enum Denial {
     /// The route needs a credential and the request carries none (`401`).
     MissingToken,
+    /// The `Authorization` header is not `Bearer <token>`: two headers, no scheme,
+    /// another scheme, an empty token, a stray space (`400 invalid_request`, the
+    /// description naming the problem).
+    MalformedAuthorization(Malformed),
     /// The token was refused; the reason is for logs only (`401 invalid_token`).
     InvalidToken(TokenError),
     /// The caller lacks what the route asks for (`403 insufficient_scope`); the
     /// scopes to name in `WWW-Authenticate`.
     InsufficientScope(String),
-    /// The request is ambiguous: two `Authorization` headers, a path that does not
-    /// canonicalize (`400`).
+    /// The request is ambiguous: a path that does not canonicalize (`400`).
     BadRequest(&'static str),
     /// No route policy matches the path: denied by default (`404`).
     NoRoute,
@@ -39,7 +45,7 @@ impl Denial {
         match self {
             Denial::MissingToken | Denial::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Denial::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Denial::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Denial::MalformedAuthorization(_) | Denial::BadRequest(_) => StatusCode::BAD_REQUEST,
             Denial::NoRoute => StatusCode::NOT_FOUND,
             Denial::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -51,7 +57,7 @@ impl Denial {
             Denial::MissingToken => "unauthorized",
             Denial::InvalidToken(_) => "invalid_token",
             Denial::InsufficientScope(_) => "insufficient_scope",
-            Denial::BadRequest(_) => "invalid_request",
+            Denial::MalformedAuthorization(_) | Denial::BadRequest(_) => "invalid_request",
             Denial::NoRoute => "not_found",
             Denial::MethodNotAllowed(_) => "method_not_allowed",
         }
@@ -63,6 +69,7 @@ impl Denial {
             Denial::MissingToken => "a bearer token is required".into(),
             Denial::InvalidToken(_) => "the access token is invalid or has expired".into(),
             Denial::InsufficientScope(s) => format!("the token lacks the required scope: {s}"),
+            Denial::MalformedAuthorization(m) => m.description().into(),
             Denial::BadRequest(why) => (*why).into(),
             Denial::NoRoute => "no route matches this path".into(),
             Denial::MethodNotAllowed(_) => "the method is not allowed on this path".into(),
@@ -74,7 +81,7 @@ impl Denial {
         match self {
             Denial::MissingToken | Denial::InvalidToken(_) => 16, // UNAUTHENTICATED
             Denial::InsufficientScope(_) => 7,                    // PERMISSION_DENIED
-            Denial::BadRequest(_) => 3,                           // INVALID_ARGUMENT
+            Denial::MalformedAuthorization(_) | Denial::BadRequest(_) => 3, // INVALID_ARGUMENT
             Denial::NoRoute | Denial::MethodNotAllowed(_) => 12,  // UNIMPLEMENTED
         }
     }
@@ -87,7 +94,8 @@ pub trait DenialRenderer: Clone + Send + Sync + 'static {
 }
 
 /// RFC 6750 JSON: `{"error","error_description"}` with the status and a
-/// `WWW-Authenticate: Bearer realm=…` challenge on `401` and `403`.
+/// `WWW-Authenticate: Bearer realm=…` challenge on `401`, `403` and the `400` of a
+/// malformed `Authorization` header.
 #[derive(Debug, Clone)]
 pub struct JsonRenderer {
     realm: String,
@@ -115,6 +123,11 @@ impl JsonRenderer {
             Denial::MissingToken => Some(format!("Bearer realm=\"{realm}\"")),
             Denial::InvalidToken(_) => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                d.description()
+            )),
+            // The descriptions have no quotes or backslashes (bearer.rs tests it).
+            Denial::MalformedAuthorization(_) => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{}\"",
                 d.description()
             )),
             // Scope names were checked when the layer was built: no quotes.
@@ -152,8 +165,8 @@ impl DenialRenderer for JsonRenderer {
 
 /// gRPC: a trailers-only response (HTTP `200`, `content-type: application/grpc`,
 /// `grpc-status` and `grpc-message` in the headers, no body), as tonic's clients read
-/// it: `16` UNAUTHENTICATED, `7` PERMISSION_DENIED, `3` INVALID_ARGUMENT, `12`
-/// UNIMPLEMENTED.
+/// it: `16` UNAUTHENTICATED, `7` PERMISSION_DENIED, `3` INVALID_ARGUMENT (a malformed
+/// `Authorization` header, an ambiguous path), `12` UNIMPLEMENTED.
 #[derive(Debug, Clone, Default)]
 pub struct GrpcRenderer;
 
@@ -212,12 +225,40 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_header_is_400_invalid_request_naming_the_problem() {
+        let r = JsonRenderer::realm("orders");
+        let d = Denial::MalformedAuthorization(Malformed::NoScheme);
+        let resp = r.render(&d);
+        assert_eq!(resp.status(), 400);
+        assert_eq!(
+            resp.headers()[WWW_AUTHENTICATE],
+            format!(
+                "Bearer realm=\"orders\", error=\"invalid_request\", error_description=\"{}\"",
+                Malformed::NoScheme.description()
+            )
+            .as_str()
+        );
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(body["error_description"], Malformed::NoScheme.description());
+        // Each problem has its own text.
+        let other = r.render(&Denial::MalformedAuthorization(Malformed::ExtraSpace));
+        assert_ne!(resp.body(), other.body());
+    }
+
+    #[test]
     fn grpc_status_is_in_the_headers_of_a_200() {
         let resp = GrpcRenderer.render(&Denial::InvalidToken(TokenError::BadSignature));
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["grpc-status"], "16");
         let resp = GrpcRenderer.render(&Denial::InsufficientScope("x".into()));
         assert_eq!(resp.headers()["grpc-status"], "7");
+        let resp = GrpcRenderer.render(&Denial::MalformedAuthorization(Malformed::OtherScheme));
+        assert_eq!(resp.headers()["grpc-status"], "3");
+        assert_eq!(
+            resp.headers()["grpc-message"],
+            Malformed::OtherScheme.description()
+        );
         assert_eq!(grpc_message("a%b\n"), "a%25b%0A");
     }
 }

@@ -236,3 +236,52 @@ fn issuers_from_toml_need_audiences_a_source_and_a_runtime() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_authorization_header_is_400_naming_the_problem() {
+    let layer = AuthLayer::from_toml(&fragment()).expect("valid fragment");
+    let good = token("orders:read", &[]);
+    let cases = [
+        (vec![good.clone()], Malformed::NoScheme),
+        (
+            vec!["Basic YWxpY2U6c2VjcmV0".into()],
+            Malformed::OtherScheme,
+        ),
+        (vec!["Bearer".into()], Malformed::EmptyToken),
+        (vec![format!("Bearer  {good}")], Malformed::ExtraSpace),
+        (vec![format!("Bearer {good} x")], Malformed::ExtraParts),
+        (
+            vec![format!("Bearer {good}"), format!("Bearer {good}")],
+            Malformed::Duplicate,
+        ),
+    ];
+    for (values, problem) in cases {
+        let mut b = Request::get("/orders/1");
+        for v in &values {
+            b = b.header("authorization", v);
+        }
+        let req = b.body(()).unwrap_or_else(|e| panic!("{e}"));
+        let resp = layer.layer(app()).oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), 400, "{problem:?}");
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            format!(
+                "Bearer realm=\"api\", error=\"invalid_request\", error_description=\"{}\"",
+                problem.description()
+            )
+            .as_str(),
+            "{problem:?}"
+        );
+        let b: serde_json::Value = serde_json::from_str(&body(resp).await).expect("json");
+        assert_eq!(b["error"], "invalid_request", "{problem:?}");
+        assert_eq!(b["error_description"], problem.description(), "{problem:?}");
+    }
+    // A public path does not read the header.
+    let mut req = get("/health", None);
+    req.headers_mut().insert(
+        "authorization",
+        "Basic YWxpY2U6c2VjcmV0".parse().expect("value"),
+    );
+    let resp = layer.layer(app()).oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), 200);
+}

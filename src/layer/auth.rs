@@ -98,12 +98,9 @@ fn credential(
                     None | Some(Presented::Missing) => Ok(Credential::Anonymous),
                 }
             }
-            Bearer::Duplicate => {
-                return Err(GatewayError::BadRequest(
-                    "more than one Authorization header",
-                ))
-            }
-            Bearer::Invalid => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
+            // Checked before any API key: a request that sends `Authorization` means
+            // it, and one that is not `Bearer <token>` is told what is wrong (400).
+            Bearer::Malformed(m) => return Err(GatewayError::MalformedAuthorization(m)),
             Bearer::Token(token) => token,
         },
     };
@@ -174,7 +171,22 @@ fn admit(snap: &Snapshot, route: &Route, p: &Arc<Principal>) -> Result<Admitted,
 pub type ResponseFuture<F> = OrBoxed<Early<Attach<F, Caller>>>;
 
 /// The outcome of a denial that names its caller (a `403`).
+/// `portcullis_auth_decisions_total`: `allowed` (reason `anonymous` or `credential`)
+/// or `denied` with the denial's reason code.
+fn decided(e: Option<&GatewayError>, anonymous: bool) {
+    let (outcome, reason) = match e {
+        Some(e) => ("denied", e.reason().as_str()),
+        None if anonymous => ("allowed", "anonymous"),
+        None => ("allowed", "credential"),
+    };
+    crate::metrics::metrics()
+        .auth
+        .get_or_create(&crate::metrics::Outcome { outcome, reason })
+        .inc();
+}
+
 fn denied<F>(e: GatewayError, caller: Option<Arc<Principal>>) -> Early<F> {
+    decided(Some(&e), false);
     match caller {
         None => Early::refused(e),
         Some(p) => {
@@ -213,6 +225,7 @@ where
         };
         let principal = match found {
             Ok(Credential::Anonymous) => {
+                decided(None, true);
                 req.extensions_mut().insert(Admitted(None));
                 return now(Early::inner(Attach::new(self.inner.call(req), None)));
             }
@@ -224,8 +237,10 @@ where
                     inner: Box::pin(async move {
                         let route = route_of(&snap, &req)?;
                         let verified = client.verify(&token).await;
-                        let p = remember(&snap, worker, &token, verified, &route.name)?;
+                        let p = remember(&snap, worker, &token, verified, &route.name)
+                            .inspect_err(|e| decided(Some(e), false))?;
                         let admitted = admit(&snap, route, &p);
+                        decided(admitted.as_ref().err(), false);
                         let mut out = match admitted {
                             Ok(a) => {
                                 req.extensions_mut().insert(a);
@@ -238,10 +253,14 @@ where
                     }),
                 };
             }
-            Err(e) => return now(Early::refused(e)),
+            Err(e) => {
+                decided(Some(&e), false);
+                return now(Early::refused(e));
+            }
         };
         match admit(&snap, route, &principal) {
             Ok(a) => {
+                decided(None, false);
                 req.extensions_mut().insert(a);
                 let fact = facts.then_some(Caller(principal));
                 now(Early::inner(Attach::new(self.inner.call(req), fact)))
@@ -266,11 +285,13 @@ mod tests {
         ))
     }
 
-    fn with_token(mut req: Request<()>, token: &str) -> Request<()> {
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("value"),
-        );
+    fn with_token(req: Request<()>, token: &str) -> Request<()> {
+        with_authorization(req, &format!("Bearer {token}"))
+    }
+
+    fn with_authorization(mut req: Request<()>, value: &str) -> Request<()> {
+        req.headers_mut()
+            .append("authorization", value.parse().expect("value"));
         req
     }
 
@@ -308,6 +329,27 @@ mod tests {
                 "wrong scope",
                 403,
             ),
+            (
+                with_authorization(routed(&s, "/orders/1", "orders"), "Basic YTpi"),
+                "another scheme",
+                400,
+            ),
+            (
+                with_token(
+                    with_token(
+                        routed(&s, "/orders/1", "orders"),
+                        &hs256_token("orders:read"),
+                    ),
+                    &hs256_token("orders:read"),
+                ),
+                "two headers, both valid",
+                400,
+            ),
+            (
+                with_authorization(routed(&s, "/maybe/x", "maybe"), "Bearer a b"),
+                "malformed on an optional route",
+                400,
+            ),
         ];
         for (req, case, status) in cases {
             let inner = tower::service_fn(|_req: Request<()>| async {
@@ -319,6 +361,13 @@ mod tests {
                 Ok(_) => panic!("{case}: admitted"),
                 Err(rej) => {
                     assert_eq!(rej.error.parts().0.as_u16(), status, "{case}");
+                    if status == 400 {
+                        assert!(
+                            matches!(rej.error, GatewayError::MalformedAuthorization(_)),
+                            "{case}: {:?}",
+                            rej.error
+                        );
+                    }
                     // A 403 names its caller for the access log.
                     assert_eq!(rej.facts.get::<Caller>().is_some(), status == 403, "{case}");
                 }

@@ -72,6 +72,57 @@ async fn refused_tokens_are_401_invalid_token() {
 }
 
 #[tokio::test]
+async fn a_malformed_authorization_header_is_400_naming_the_problem() {
+    let base = start().await;
+    let t = token("orders:read");
+    let cases = [
+        ("no scheme", vec![t.clone()], "no scheme"),
+        (
+            "Basic",
+            vec!["Basic YWxpY2U6c2VjcmV0".to_string()],
+            "not Bearer",
+        ),
+        ("empty", vec!["Bearer".to_string()], "empty"),
+        (
+            "two spaces",
+            vec![format!("Bearer  {t}")],
+            "more than one space",
+        ),
+        (
+            "two headers",
+            vec![format!("Bearer {t}"); 2],
+            "more than one Authorization",
+        ),
+    ];
+    for (what, values, says) in cases {
+        let mut req = client().get(format!("{base}/orders/7"));
+        for v in values {
+            req = req.header("authorization", v);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 400, "{what}");
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            challenge.starts_with(
+                "Bearer realm=\"api\", error=\"invalid_request\", error_description=\""
+            ),
+            "{what}: {challenge}"
+        );
+        let body = json(resp).await;
+        assert_eq!(body["error"], "invalid_request", "{what}");
+        let d = body["error_description"].as_str().unwrap_or_default();
+        assert!(d.contains(says), "{what}: {d}");
+        assert!(
+            challenge.contains(d),
+            "{what}: the same text in the challenge"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_missing_scope_is_403_insufficient_scope() {
     let base = start().await;
     // The route policy ([[routes]] /orders/** needs orders:read).

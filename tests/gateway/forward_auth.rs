@@ -221,6 +221,49 @@ async fn forward_auth_answers_trusted_proxies_only() {
     assert_error(&r, 404, "not_found");
 }
 
+/// Forward-auth answers a malformed `Authorization` header like a proxied request:
+/// `400 invalid_request` naming the problem, with the challenge; no header is a bare
+/// `401`. (nginx `auth_request` passes only `401`/`403` on and turns the `400` into a
+/// `500`; Traefik ForwardAuth passes it on.)
+#[tokio::test]
+async fn forward_auth_answers_malformed_authorization_like_a_proxied_request() {
+    let gw = gateway(&config("\"127.0.0.1\""), None).await;
+    let described = ["X-Original-Method: GET", "X-Original-URI: /items/1"];
+    let cases = [
+        ("Authorization: Basic YWxpY2U6c2VjcmV0", "not Bearer"),
+        ("Authorization: Bearer", "empty"),
+        ("Authorization: Bearer a b", "more than one part"),
+    ];
+    for (header, says) in cases {
+        let mut h = described.to_vec();
+        h.push(header);
+        let r = get(gw.addr, "/_portcullis/auth", &h).await;
+        assert_error(&r, 400, "invalid_request");
+        let d = r.json()["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(d.contains(says), "{header}: {d}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(
+                format!(
+                    "Bearer realm=\"portcullis\", error=\"invalid_request\", error_description=\"{d}\""
+                )
+                .as_str()
+            ),
+            "{header}"
+        );
+        assert!(r.header("x-auth-subject").is_none(), "{header}");
+    }
+    let r = get(gw.addr, "/_portcullis/auth", &described).await;
+    assert_error(&r, 401, "unauthorized");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"portcullis\"")
+    );
+}
+
 /// Forward-auth decides for a routed request, so the route's rate limit counts it: a
 /// client cannot escape a limit by going through the proxy in front.
 #[tokio::test]
