@@ -4,7 +4,8 @@
 //! in a single exhaustive `match` (no `_ =>`): adding a variant forces a decision on
 //! how it is answered. Bodies are `{"error", "error_description", "request_id"}` and
 //! never carry request data, tokens or upstream details. The token service's RFC 6749
-//! §5.2 errors ([`OAuthError`]) and the CORS preflight refusal are variants too, so
+//! §5.2 errors ([`OAuthError`]; §5.2 allows members beyond its two, so they carry the
+//! `request_id` too) and the CORS preflight refusal are variants too, so
 //! there is one renderer, one place that writes `WWW-Authenticate`, `Retry-After` and
 //! the `RateLimit-*` headers ([`rate_limit_headers`]), and one enum of reasons for the
 //! access log ([`Reason`]).
@@ -328,17 +329,14 @@ impl GatewayError {
     /// The JSON response for this error.
     pub fn into_response(self, request_id: &HeaderValue) -> Response<Body> {
         let (status, code, description) = self.parts();
-        // RFC 6749 §5.2 bodies keep exactly their two members (the id is in the
-        // `x-request-id` header): two refusals that must look alike are byte-equal.
-        let body = if matches!(self, GatewayError::OAuth(_)) {
-            serde_json::json!({"error": code, "error_description": description})
-        } else {
-            serde_json::json!({
-                "error": code,
-                "error_description": description,
-                "request_id": request_id.to_str().unwrap_or(""),
-            })
-        };
+        // The token service's RFC 6749 §5.2 errors too: §5.2 lets a body carry more
+        // members than `error` and `error_description`. Two refusals that must look
+        // alike (unknown user, wrong password) differ in their request id only.
+        let body = serde_json::json!({
+            "error": code,
+            "error_description": description,
+            "request_id": request_id.to_str().unwrap_or(""),
+        });
         let mut resp = json_response(status, &body);
         let h = resp.headers_mut();
         match self {
@@ -531,4 +529,18 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn oauth_error_bodies_carry_the_request_id_too() {
+        let rid = HeaderValue::from_static("rid-7");
+        let e = OAuthError::invalid_grant("the grant is invalid");
+        let resp = GatewayError::OAuth(e).into_response(&rid);
+        assert_eq!(resp.status(), 400);
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "invalid_grant",
+                "error_description": "the grant is invalid", "request_id": "rid-7"})
+        );
+    }
 }

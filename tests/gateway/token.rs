@@ -133,7 +133,8 @@ pub async fn post(addr: std::net::SocketAddr, path: &str, body: &str, headers: &
     raw(addr, &req).await
 }
 
-/// Asserts an RFC 6749 §5.2 error: status, code, no-store.
+/// Asserts an RFC 6749 §5.2 error: status, code, no-store, and the request id of the
+/// `x-request-id` header in the body, like every other error body.
 pub fn assert_oauth_error(r: &Raw, status: u16, code: &str) {
     assert_eq!(r.status, status, "body: {}", r.body);
     let v = r.json();
@@ -143,6 +144,23 @@ pub fn assert_oauth_error(r: &Raw, status: u16, code: &str) {
         .is_some_and(|d| !d.is_empty()));
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert_eq!(r.header("pragma"), Some("no-cache"));
+    let rid = r
+        .header("x-request-id")
+        .expect("x-request-id on every answer");
+    assert_eq!(v["request_id"], rid, "body: {}", r.body);
+}
+
+/// An error body without its `request_id` (which differs between any two requests).
+fn without_request_id(r: &Raw) -> Value {
+    let mut v = r.json();
+    if let Some(o) = v.as_object_mut() {
+        assert!(
+            o.remove("request_id").is_some(),
+            "no request_id: {}",
+            r.body
+        );
+    }
+    v
 }
 
 pub fn basic(id: &str, secret: &str) -> String {
@@ -505,8 +523,14 @@ async fn every_token_error_answers_per_rfc_6749() {
     )
     .await;
     assert_eq!(
-        wrong.body, unknown.body,
+        without_request_id(&wrong),
+        without_request_id(&unknown),
         "unknown user and wrong password look alike"
+    );
+    assert_eq!(
+        wrong.body.len(),
+        unknown.body.len(),
+        "to the byte count: request ids have one length"
     );
 
     // Basic with a wrong secret: 401 with a Basic challenge (§5.2).
@@ -546,6 +570,81 @@ async fn every_token_error_answers_per_rfc_6749() {
             claims_of(r.json()["access_token"].as_str().expect("t"))["client_id"],
             "web"
         );
+    }
+}
+
+/// Issue 11 item 8: `/token` and `/revoke` errors carry `request_id` like every other
+/// error body (RFC 6749 §5.2 allows members beyond `error` and `error_description`),
+/// equal to the `x-request-id` header: the client's own id when it sent a sane one.
+#[tokio::test]
+async fn token_and_revoke_errors_carry_the_request_id() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let gw = gateway(
+        &config(&sqlite(dir.path()), "", ""),
+        Some(closed_port().await),
+    )
+    .await;
+    let a = gw.addr;
+    let cases: [(&str, &str, String, Vec<String>, u16, &str); 5] = [
+        (
+            "a bad grant",
+            "/token",
+            "grant_type=refresh_token&refresh_token=not-a-token".into(),
+            vec![],
+            400,
+            "invalid_grant",
+        ),
+        (
+            "an unsupported grant",
+            "/token",
+            "grant_type=magic".into(),
+            vec![],
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "a bad client",
+            "/token",
+            "grant_type=password&username=johndoe&password=secret".into(),
+            vec![basic("web", "wrong")],
+            401,
+            "invalid_client",
+        ),
+        (
+            "a revoke with a bad client",
+            "/revoke",
+            "token=whatever".into(),
+            vec![basic("web", "wrong")],
+            401,
+            "invalid_client",
+        ),
+        (
+            "a revoke without a token",
+            "/revoke",
+            String::new(),
+            vec![],
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (case, path, body, headers, status, code) in &cases {
+        let h: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let r = post(a, path, body, &h).await;
+        assert_oauth_error(&r, *status, code);
+        let v = r.json();
+        let members: Vec<&String> = v.as_object().expect("an object").keys().collect();
+        assert_eq!(
+            members,
+            ["error", "error_description", "request_id"],
+            "{case}: {}",
+            r.body
+        );
+        // The client's own id is kept and named in the body.
+        let mut h = h.clone();
+        h.push("X-Request-Id: client-chosen-id-42");
+        let r = post(a, path, body, &h).await;
+        assert_oauth_error(&r, *status, code);
+        assert_eq!(r.json()["request_id"], "client-chosen-id-42", "{case}");
     }
 }
 
