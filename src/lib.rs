@@ -17,6 +17,7 @@
 //! | [`ratelimit`] | `[rate_limits]` policies: keys, GCRA in memory with bounded memory, or in Redis |
 //! | [`runtime`] | process-lifetime state kept across reloads by configuration: limiters, Redis, JWKS clients, upstream pools, token caches, the store; the background runtime |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
+//! | [`metrics`] | Prometheus metrics (`/metrics` on the admin listener): OpenTelemetry HTTP names, bounded labels |
 //! | [`tls`] | TLS termination: the listener's rustls configuration, swapped on reload and file change; client certificates |
 //! | [`embed`] | the verification and route policy as a tower layer for axum / tonic services (feature `layer`) |
 //!
@@ -65,6 +66,8 @@ pub mod explain;
 pub mod fuzzing;
 #[cfg(feature = "server")]
 pub mod layer;
+#[cfg(feature = "server")]
+pub mod metrics;
 #[cfg(feature = "server")]
 pub mod middleware;
 pub mod policy;

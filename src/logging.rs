@@ -38,7 +38,13 @@ pub(crate) fn init_logging(
         .with_filter(app_filter)
         .with_filter(filter_fn(|m| m.target() != ACCESS));
     // Access lines are formatted by portcullis itself (middleware/access_log.rs) and
-    // written through a non-blocking writer: to the rotated file, or to stdout.
+    // written through a non-blocking, lossy writer whose queue is bounded in bytes
+    // (server.access_log_buffer): to the rotated file, or to stdout.
+    let queue = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(portcullis::middleware::access_log::queue_batches(
+            server.access_log_buffer,
+        ));
     let (writer, guard) = match &server.access_log_file {
         Some(path) => {
             use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -55,9 +61,9 @@ pub(crate) fn init_logging(
             let name = path
                 .file_name()
                 .context("access_log_file has no file name")?;
-            tracing_appender::non_blocking(RollingFileAppender::new(rotation, dir, name))
+            queue.finish(RollingFileAppender::new(rotation, dir, name))
         }
-        None => tracing_appender::non_blocking(std::io::stdout()),
+        None => queue.finish(std::io::stdout()),
     };
     portcullis::middleware::access_log::set_sink(writer);
     tracing_subscriber::registry().with(app).init();

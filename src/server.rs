@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{Config, ConfigErrors};
+use crate::metrics::{metrics, unix_now, ResultLabel};
 use crate::runtime::Shared;
 use crate::tls::TlsState;
 
@@ -100,6 +101,7 @@ impl Gateway {
         let drain = config.server.shutdown_drain;
         let builder = Arc::new(http_builder(&config));
         let shared = Shared::start(config, workers).await?;
+        metrics().reload_last_success.set(unix_now());
         if let (Some(t), Some(rt)) = (&tls, &shared.runtime) {
             t.watch(rt.background());
         }
@@ -209,7 +211,12 @@ impl Gateway {
             None => tokio::task::spawn_blocking(work),
         };
         match task.await {
-            Ok(r) => r,
+            Ok(r) => {
+                if r.is_err() {
+                    reload_counted("refused");
+                }
+                r
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the reload task failed; keeping the old configuration");
                 Ok(())
@@ -272,7 +279,16 @@ fn apply_reload(shared: &Shared, tls: Option<&TlsState>, config: Config) {
         tracing::warn!(issuer = %c.config.issuer, "new issuer: its tokens are refused until its keys are fetched");
     }
     shared.swap(snapshot);
+    reload_counted("success");
+    metrics().reload_last_success.set(unix_now());
     tracing::info!("configuration reloaded");
+}
+
+fn reload_counted(result: &'static str) {
+    metrics()
+        .reloads
+        .get_or_create(&ResultLabel { result })
+        .inc();
 }
 
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
@@ -294,8 +310,12 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(config.server.header_read_timeout)
         .max_headers(max_headers)
         .max_buf_size(buf);
+    let bounds = &config.server.bounds;
     b.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX))
+        .max_concurrent_streams(bounds.http2_max_concurrent_streams)
+        .keep_alive_interval(bounds.http2_keepalive_interval)
+        .keep_alive_timeout(bounds.http2_keepalive_timeout);
     b
 }

@@ -8,6 +8,7 @@
 //!                  Debug, never HPACK-indexed
 //!   RequestId      keep a sane x-request-id or make one; echo it on every answer
 //!   AccessLog      one JSON line when the body has been sent; reads the answer's facts
+//!   Metrics        http_server_request_duration_seconds{http_route,…}, active requests
 //!   SecurityHeaders  server.security_headers on every answer
 //!   Cors           Vary + grant on every answer (the route's policy, else [cors])
 //!   CatchPanic     a panic below → 500 JSON; the connection and the process live on
@@ -56,6 +57,7 @@ use crate::layer::forward::Forward;
 use crate::layer::forward_auth::ForwardAuthAnswer;
 use crate::layer::hygiene::HygieneLayer;
 use crate::layer::identity::IdentityLayer;
+use crate::layer::metrics::MetricsLayer;
 use crate::layer::preflight::PreflightLayer;
 use crate::layer::rate_limit::RateLimitLayer;
 use crate::layer::request_id::RequestIdLayer;
@@ -169,6 +171,7 @@ where
         .layer(sensitive)
         .layer(RequestIdLayer)
         .layer(AccessLogLayer)
+        .layer(MetricsLayer)
         .layer(SecurityHeadersLayer)
         .layer(CorsLayer)
         .layer(CatchPanicLayer)

@@ -184,8 +184,31 @@ impl JwksClient {
         }
     }
 
-    /// Fetches the key set once; returns the IdP's max-age, if it gave one.
+    /// Fetches the key set once; returns the IdP's max-age, if it gave one. Counted in
+    /// `portcullis_jwks_fetches_total` (with the server's metrics).
     async fn fetch(&self) -> Result<Option<Duration>, String> {
+        let result = self.fetch_once().await;
+        #[cfg(feature = "server")]
+        {
+            use crate::metrics::{metrics, unix_now, IssuerLabel, IssuerResult};
+            let issuer = self.config.issuer.clone();
+            let ok = result.is_ok();
+            let labels = IssuerResult {
+                issuer: issuer.clone(),
+                result: if ok { "success" } else { "failure" },
+            };
+            metrics().jwks_fetches.get_or_create(&labels).inc();
+            if ok {
+                metrics()
+                    .jwks_last_success
+                    .get_or_create(&IssuerLabel { issuer })
+                    .set(unix_now());
+            }
+        }
+        result
+    }
+
+    async fn fetch_once(&self) -> Result<Option<Duration>, String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let url = self.jwks_url().await?;
         let resp = self

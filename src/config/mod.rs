@@ -97,6 +97,8 @@ pub struct ServerConfig {
     pub access_log_file: Option<PathBuf>,
     /// "daily", "hourly", "minutely" or "never".
     pub access_log_rotation: String,
+    /// Bytes of access lines the writer may queue; beyond, lines are dropped (counted).
+    pub access_log_buffer: u64,
     /// Application logs: level (an EnvFilter directive) and "json" or "text".
     pub log_level: String,
     /// "json" or "text".
@@ -115,6 +117,28 @@ pub struct ServerConfig {
     pub reject_double_encoding: bool,
     /// `[server.tls]`: TLS on the public listener.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Resource bounds of the listeners (docs/configuration.md, "Resource bounds").
+    pub bounds: Bounds,
+}
+
+/// The listeners' resource bounds; each has a safe default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    /// Client connections per worker; accepting pauses at the cap.
+    pub max_connections_per_worker: usize,
+    /// Requests in flight in the gateway; more get `503` + `Retry-After`.
+    pub max_in_flight: usize,
+    /// No request for this long: the connection is closed (HTTP/2 with GOAWAY).
+    pub idle_timeout: Duration,
+    /// A response write without progress for this long closes the connection.
+    pub write_timeout: Duration,
+    /// TCP keepalive idle time (`None`: off).
+    pub tcp_keepalive: Option<Duration>,
+    /// HTTP/2 PING interval (`None`: off) and the time its answer may take.
+    pub http2_keepalive_interval: Option<Duration>,
+    pub http2_keepalive_timeout: Duration,
+    /// Concurrent streams per HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 /// Where an upstream's requests go.

@@ -90,7 +90,10 @@ where
             req.headers(),
             &snap.config.server.trusted_proxies,
         );
-        let facts = self.layer.record || snap.config.server.access_log || snap.cors_anywhere;
+        let facts = self.layer.record
+            || snap.config.server.access_log
+            || snap.cors_anywhere
+            || snap.metrics;
         req.extensions_mut().insert(Ctx {
             facts,
             snap,

@@ -20,7 +20,8 @@ use super::body_limit::max_body;
 use super::facts::{attach, ctx, BytesIn, Canonical, Outcome, Rejection, Target, UpstreamTime};
 use super::identity::UpgradeTo;
 use crate::body::{Body, RequestBody};
-use crate::error::OrInternal as _;
+use crate::error::{GatewayError, OrInternal as _};
+use crate::metrics::{method_label, metrics, ClientLabels, Name, UpstreamError};
 use crate::proxy::forward::{forward, Inbound};
 use crate::proxy::headers;
 
@@ -51,10 +52,23 @@ async fn send(mut req: Request<RequestBody>) -> Outcome {
         proto: c.peer.proto(),
     };
     let pool = c.snap.client(c.worker, &route.upstream.name);
-    let asked = server.access_log.then(Instant::now);
+    let measured = c.snap.metrics.then(|| {
+        let i = match req.extensions().get::<Target>() {
+            Some(Target::Route(i)) => *i,
+            _ => usize::MAX,
+        };
+        (
+            c.snap.upstream_labels.get(i).cloned(),
+            method_label(req.method()),
+        )
+    });
+    let asked = (server.access_log || measured.is_some()).then(Instant::now);
     let mut out: Outcome = forward(req, &canonical, route, pool, inbound, max_body, upgrade)
         .await
         .map_err(Rejection::from);
+    if let (Some((Some(upstream), method)), Some(asked)) = (measured, asked) {
+        observe(&out, Name::Configured(upstream), method, asked);
+    }
     if let (Ok(resp), Some(t)) = (&mut out, &route.response_headers) {
         t.apply(resp.headers_mut());
     }
@@ -64,6 +78,33 @@ async fn send(mut req: Request<RequestBody>) -> Outcome {
         attach(&mut out, BytesIn(bytes_in));
     }
     out
+}
+
+/// `http_client_request_duration_seconds` for an answer from the upstream, or
+/// `portcullis_upstream_errors_total` by kind when there was none.
+fn observe(out: &Outcome, upstream: Name, method: &'static str, asked: Instant) {
+    let m = metrics();
+    match out {
+        Ok(resp) => m
+            .client_duration
+            .get_or_create(&ClientLabels {
+                upstream,
+                http_request_method: method,
+                http_response_status_code: resp.status().as_u16(),
+            })
+            .observe(asked.elapsed().as_secs_f64()),
+        Err(rej) => {
+            let kind = match &rej.error {
+                GatewayError::UpstreamConnect => "connect",
+                GatewayError::UpstreamTimeout => "timeout",
+                GatewayError::UpstreamFailed => "failed",
+                _ => "other",
+            };
+            m.upstream_errors
+                .get_or_create(&UpstreamError { upstream, kind })
+                .inc();
+        }
+    }
 }
 
 impl Service<Request<RequestBody>> for Forward {

@@ -81,14 +81,37 @@ thread_local! {
     static BATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The writer's queue holds this many batches: `server.access_log_buffer` bytes
+/// (each batch is at most [`BATCH_BYTES`] plus one line).
+pub fn queue_batches(buffer_bytes: u64) -> usize {
+    usize::try_from(buffer_bytes / BATCH_BYTES as u64)
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// Hands `batch` to the writer; when its queue is full the batch is dropped (the
+/// writer is lossy: a slow disk never stalls a request) and its lines are counted in
+/// `portcullis_access_log_dropped_lines_total`.
+fn hand_off(sink: &tracing_appender::non_blocking::NonBlocking, batch: &[u8]) {
+    use std::io::Write as _;
+    let errors = sink.error_counter();
+    let before = errors.dropped_lines();
+    let _ = sink.clone().write_all(batch);
+    if errors.dropped_lines() != before {
+        let lines = batch.iter().filter(|&&b| b == b'\n').count();
+        crate::metrics::metrics()
+            .access_log_dropped
+            .inc_by(u64::try_from(lines).unwrap_or(u64::MAX));
+    }
+}
+
 /// Hands this thread's batched lines to the writer.
 pub fn flush_thread() {
-    use std::io::Write as _;
     let Some(sink) = SINK.get() else { return };
     BATCH.with(|b| {
         if let Ok(mut b) = b.try_borrow_mut() {
             if !b.is_empty() {
-                let _ = sink.clone().write_all(&b);
+                hand_off(sink, &b);
                 b.clear();
             }
         }
@@ -96,12 +119,11 @@ pub fn flush_thread() {
 }
 
 fn write_line(sink: &tracing_appender::non_blocking::NonBlocking, line: &[u8]) {
-    use std::io::Write as _;
     let handed = BATCH.with(|b| match b.try_borrow_mut() {
         Ok(mut b) => {
             b.extend_from_slice(line);
             if b.len() >= BATCH_BYTES {
-                let _ = sink.clone().write_all(&b);
+                hand_off(sink, &b);
                 b.clear();
             }
             true
@@ -109,7 +131,7 @@ fn write_line(sink: &tracing_appender::non_blocking::NonBlocking, line: &[u8]) {
         Err(_) => false,
     });
     if !handed {
-        let _ = sink.clone().write_all(line);
+        hand_off(sink, line);
     }
 }
 
@@ -255,6 +277,43 @@ impl http_body::Body for Logged {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer that blocks until the test lets it go: the queue fills up.
+    struct Stuck(std::sync::mpsc::Receiver<()>);
+
+    impl std::io::Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.recv();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_batches_and_counts_their_lines() {
+        let (release, stuck) = std::sync::mpsc::channel();
+        let (sink, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(queue_batches(64 << 10))
+            .finish(Stuck(stuck));
+        assert_eq!(queue_batches(64 << 10), 2);
+        let dropped = || crate::metrics::metrics().access_log_dropped.get();
+        let before = dropped();
+        // Two batches queued (and perhaps one more taken by the stuck writer): the
+        // rest are dropped.
+        for _ in 0..8 {
+            hand_off(&sink, b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+        }
+        let counted = dropped() - before;
+        assert!(
+            (3 * 5..=3 * 6).contains(&counted) && counted % 3 == 0,
+            "three lines per dropped batch: {counted}"
+        );
+        drop(release);
+        drop(guard);
+    }
 
     #[test]
     fn only_allow_listed_query_parameters_are_kept() {

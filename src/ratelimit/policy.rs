@@ -31,6 +31,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+
+use crate::metrics::{metrics, Name, PolicyLabels};
+
 use super::{retry_after_secs, Decision, Key, KeyInput, KeySpec, Limiter, Rate, RedisBackend};
 
 /// Default `ipv6_prefix`: a /64 is what one subscriber or host is given.
@@ -131,6 +135,9 @@ pub struct Policy {
     limiter: Limiter,
     /// Counters in Redis instead of `limiter`.
     redis: Option<Arc<RedisBackend>>,
+    /// `portcullis_rate_limit_decisions_total{policy}`: allowed, limited, and backend
+    /// errors (counted besides the decision `on_error` made).
+    counted: [Counter; 3],
 }
 
 impl std::ops::Deref for Policy {
@@ -144,10 +151,18 @@ impl std::ops::Deref for Policy {
 impl Policy {
     /// The counters of `spec`; `redis` is its backend's client when it has one.
     pub fn new(spec: PolicySpec, redis: Option<Arc<RedisBackend>>) -> Policy {
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let counted = ["allowed", "limited", "backend_error"].map(|decision| {
+            metrics().rate_limit.get_or_create_owned(&PolicyLabels {
+                policy: Name::Configured(name.clone()),
+                decision,
+            })
+        });
         Policy {
             limiter: Limiter::new(spec.rate, spec.burst, spec.max_keys),
             spec,
             redis,
+            counted,
         }
     }
 
@@ -174,6 +189,7 @@ impl Policy {
             Some(r) => match r.decide(&self.name, key, self.rate, self.burst()).await {
                 Ok(d) => d,
                 Err(e) => {
+                    self.counted[2].inc();
                     r.warn(&self.name, self.on_error, &e);
                     match self.on_error {
                         OnError::Allow => Decision::Allow,
@@ -185,8 +201,14 @@ impl Policy {
             },
         };
         match decision {
-            Decision::Allow => Ok(()),
-            Decision::Limit { retry_after } => Err(retry_after_secs(retry_after)),
+            Decision::Allow => {
+                self.counted[0].inc();
+                Ok(())
+            }
+            Decision::Limit { retry_after } => {
+                self.counted[1].inc();
+                Err(retry_after_secs(retry_after))
+            }
         }
     }
 

@@ -56,6 +56,13 @@ pub struct Snapshot {
     pub longest_deadline: Duration,
     /// Whether any CORS policy is configured (global or on a route).
     pub cors_anywhere: bool,
+    /// Whether requests are measured (`crate::metrics`): there is an admin listener
+    /// to serve `/metrics` from.
+    pub metrics: bool,
+    /// Each route's name as a metrics label, by route index.
+    pub route_labels: Vec<Arc<str>>,
+    /// Each route's upstream name as a metrics label, by route index.
+    pub upstream_labels: Vec<Arc<str>>,
 }
 
 impl Snapshot {
@@ -70,7 +77,17 @@ impl Snapshot {
             .fold(config.server.request_timeout, Duration::max);
         let cors_anywhere =
             config.cors.is_some() || config.router.routes().iter().any(|r| r.cors.is_some());
+        let routes = config.router.routes();
+        let route_labels = routes.iter().map(|r| Arc::from(r.name.as_str())).collect();
+        let upstream_labels = routes
+            .iter()
+            .map(|r| Arc::from(r.upstream.name.as_str()))
+            .collect();
+        let metrics = config.server.admin_listen.is_some();
         Snapshot {
+            metrics,
+            route_labels,
+            upstream_labels,
             config,
             identity,
             clients: parts.clients,
@@ -101,6 +118,13 @@ impl Snapshot {
     /// The pooled client of an HTTP upstream for a worker; `None` for the echo upstream.
     pub fn client(&self, worker: usize, upstream: &str) -> Option<&Arc<Pool>> {
         self.clients.get(worker)?.get(upstream)
+    }
+
+    /// Every worker's pool, with its upstream's name.
+    pub(crate) fn pools(&self) -> impl Iterator<Item = (&str, &Arc<Pool>)> {
+        self.clients
+            .iter()
+            .flat_map(|w| w.iter().map(|(name, pool)| (name.as_str(), pool)))
     }
 
     /// The rate-limit policy of a route (`route.rate_limit`): its own, none for

@@ -8,7 +8,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use std::collections::HashMap;
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::body::Body;
 use crate::error::json_response;
+use crate::metrics::{metrics, Name, UpstreamLabel};
 use crate::middleware::request_id;
 use crate::runtime::Shared;
 
@@ -72,9 +76,37 @@ fn admin(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
             &serde_json::json!({"status": "waiting for issuer keys"}),
         ),
         "/readyz" => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        "/metrics" => scrape(shared),
         _ => json_response(
             StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": "not_found", "error_description": "admin endpoints: /healthz, /readyz"}),
+            &serde_json::json!({"error": "not_found", "error_description": "admin endpoints: /healthz, /readyz, /metrics"}),
         ),
     }
+}
+
+/// `/metrics`: the gauges that describe the current snapshot are read now, then every
+/// metric is encoded (OpenMetrics text, which Prometheus asks for and accepts).
+fn scrape(shared: &Shared) -> Response<Body> {
+    let m = metrics();
+    let snap = shared.snapshot.load();
+    let mut idle: HashMap<&str, i64> = HashMap::new();
+    for (upstream, pool) in snap.pools() {
+        *idle.entry(upstream).or_default() += i64::try_from(pool.idle_count()).unwrap_or(0);
+    }
+    m.upstream_idle.clear();
+    for (upstream, n) in idle {
+        m.upstream_idle
+            .get_or_create(&UpstreamLabel {
+                upstream: Name::Configured(Arc::from(upstream)),
+            })
+            .set(n);
+    }
+    let mut resp = Response::new(Body::full(m.encode()));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }

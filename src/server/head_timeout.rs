@@ -9,6 +9,9 @@
 //! - the connection task (`server.rs`) gives every connection the deadline to bring
 //!   its first request, whatever the protocol, and closes it otherwise; after that,
 //!   hyper's own HTTP/1 head deadline applies to each further request;
+//! - [`WatchedIo`] also bounds slow readers: a write that makes no progress for
+//!   `server.write_timeout` (the client stopped reading and the send buffer is full)
+//!   fails, and the connection is closed;
 //! - [`WatchedIo`] wraps the socket and remembers whether bytes arrived since the
 //!   gateway last wrote. When a head deadline passes (the task's, or hyper's, whose
 //!   error `is_timeout()`), the task marks the connection and drops it; if a request
@@ -17,14 +20,17 @@
 //!   a `408` nobody asked for could be read as the answer to the client's next
 //!   request.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\n\
 content-type: application/json\r\n\
@@ -44,18 +50,28 @@ pub struct WatchedIo {
     /// Whether the canned `408` may be written (plain connections: over TLS the
     /// socket carries records, and the connection is closed without a word).
     answer: bool,
+    /// `server.write_timeout`: how long a write may make no progress.
+    write_timeout: Duration,
+    /// Started when a write could not proceed (the client does not read).
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl WatchedIo {
     /// Wraps `stream`; the returned flag is set by the connection task when hyper
     /// reports a head timeout, before it drops the connection.
-    pub fn new(stream: TcpStream, answer: bool) -> (WatchedIo, Arc<AtomicBool>) {
+    pub fn new(
+        stream: TcpStream,
+        answer: bool,
+        write_timeout: Duration,
+    ) -> (WatchedIo, Arc<AtomicBool>) {
         let timed_out = Arc::new(AtomicBool::new(false));
         let io = WatchedIo {
             stream,
             unanswered: false,
             timed_out: timed_out.clone(),
             answer,
+            write_timeout,
+            stalled: None,
         };
         (io, timed_out)
     }
@@ -88,6 +104,32 @@ impl AsyncRead for WatchedIo {
     }
 }
 
+impl WatchedIo {
+    /// A write that returned `Pending` starts the stall timer; progress stops it; the
+    /// timer firing fails the write (the connection is then closed by hyper).
+    fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if res.is_ready() {
+            self.stalled = None;
+            return res;
+        }
+        let timeout = self.write_timeout;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for server.write_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl AsyncWrite for WatchedIo {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -96,7 +138,8 @@ impl AsyncWrite for WatchedIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unanswered = false;
-        Pin::new(&mut this.stream).poll_write(cx, buf)
+        let res = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch_write(cx, res)
     }
 
     fn poll_write_vectored(
@@ -106,7 +149,8 @@ impl AsyncWrite for WatchedIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unanswered = false;
-        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch_write(cx, res)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -114,7 +158,9 @@ impl AsyncWrite for WatchedIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.stream).poll_flush(cx);
+        this.watch_write(cx, res)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -6,7 +6,7 @@
 //! closed without a word. Over TLS, ALPN picks the protocol (`h2` or `http/1.1`);
 //! hyper-util's detection then reads the preface as on plain connections.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +15,14 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::head_timeout;
+use crate::metrics::{metrics, ListenerLabel, Raised, ResultLabel};
 use crate::runtime::Shared;
 use crate::stack::Peer;
 use crate::tls::{TlsPeer, TlsState};
@@ -39,10 +39,14 @@ pub(super) struct Listener {
 pub(super) async fn serve_public(
     l: Listener,
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let bounds = l.shared.snapshot.load().config.server.bounds.clone();
+    // One permit per open connection: accepting waits for a free one, and the drain
+    // waits until every permit is back.
+    let cap = bounds.max_connections_per_worker;
+    let slots = Arc::new(Semaphore::new(cap));
     // This worker's batched access lines reach the writer at least every 250 ms.
     let flusher = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -51,7 +55,25 @@ pub(super) async fn serve_public(
             crate::middleware::access_log::flush_thread();
         }
     });
+    let mut stopping = stop.clone();
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                shed("connections");
+                tracing::warn!(
+                    cap,
+                    "server.max_connections_per_worker reached: accepting paused"
+                );
+                tokio::select! {
+                    s = slots.clone().acquire_owned() => match s {
+                        Ok(s) => s,
+                        Err(_) => break,
+                    },
+                    _ = stopping.changed() => break,
+                }
+            }
+        };
         let (stream, addr) = tokio::select! {
             res = listener.accept() => match res {
                 Ok(s) => s,
@@ -62,22 +84,42 @@ pub(super) async fn serve_public(
                     continue;
                 }
             },
-            _ = stop.changed() => break,
+            _ = stopping.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let head_deadline = l.shared.snapshot.load().config.server.header_read_timeout;
-        let deadline = Instant::now() + head_deadline;
-        let watcher = graceful.watcher();
-        let l = l.clone();
+        let server = &l.shared.snapshot.load().config.server;
+        if let Some(idle) = server.bounds.tcp_keepalive {
+            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        }
+        let limits = Limits {
+            deadline: Instant::now() + server.header_read_timeout,
+            idle: server.bounds.idle_timeout,
+            write: server.bounds.write_timeout,
+        };
+        let (l, stop) = (l.clone(), stop.clone());
         tokio::spawn(async move {
+            let _slot = slot;
+            let _open = Raised::new(open_connections());
             let acceptor = l.tls.as_ref().map(|t| t.acceptor());
             // The canned 408 is plain text: only on plain connections.
-            let (io, timed_out) = head_timeout::WatchedIo::new(stream, acceptor.is_none());
+            let (io, timed_out) =
+                head_timeout::WatchedIo::new(stream, acceptor.is_none(), limits.write);
             let Some(acceptor) = acceptor else {
                 let peer = Peer::new(addr);
-                return serve(l, io, peer, watcher, deadline, timed_out).await;
+                return serve(l, io, peer, stop, limits, timed_out).await;
             };
-            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+            let handshake = tokio::time::timeout_at(limits.deadline, acceptor.accept(io)).await;
+            let result = match &handshake {
+                Ok(Ok(_)) => "success",
+                Ok(Err(_)) => "failure",
+                Err(_) => "timeout",
+            };
+            metrics()
+                .tls_handshakes
+                .get_or_create(&ResultLabel { result })
+                .inc();
+            let tls = match handshake {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
@@ -89,53 +131,126 @@ pub(super) async fn serve_public(
                 }
             };
             let peer = Peer::tls(addr, TlsPeer::of(tls.get_ref().1));
-            serve(l, tls, peer, watcher, deadline, timed_out).await;
+            serve(l, tls, peer, stop, limits, timed_out).await;
         });
     }
     drop(listener);
     tracing::info!(drain = ?drain, "shutting down: draining in-flight requests");
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = slots.acquire_many(all) => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!("drain time exceeded; closing remaining connections"),
     }
     flusher.abort();
     crate::middleware::access_log::flush_thread();
 }
 
-/// Serves one connection's requests through the stack.
+/// Counts a refusal by a resource bound.
+pub(super) fn shed(bound: &'static str) {
+    metrics()
+        .shed
+        .get_or_create(&ResultLabel { result: bound })
+        .inc();
+}
+
+/// A connection's time limits.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// The TLS handshake and the first request head must be in by then.
+    deadline: Instant,
+    /// No request for this long: closed.
+    idle: Duration,
+    /// A write without progress for this long: closed.
+    write: Duration,
+}
+
+/// Requests of one connection in flight, and when the last one began or ended.
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since `Activity` began, at the last request start or end.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self, since: Instant) {
+        let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Held by a request of the connection until its answer's head is out.
+struct Busy {
+    activity: Arc<Activity>,
+    since: Instant,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.activity.touch(self.since);
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `portcullis_open_connections{listener="public"}`, looked up once.
+fn open_connections() -> &'static prometheus_client::metrics::gauge::Gauge {
+    static GAUGE: std::sync::LazyLock<prometheus_client::metrics::gauge::Gauge> =
+        std::sync::LazyLock::new(|| {
+            metrics()
+                .open_connections
+                .get_or_create_owned(&ListenerLabel { listener: "public" })
+        });
+    &GAUGE
+}
+
+/// Serves one connection's requests through the stack, until it ends, stays idle for
+/// `server.idle_timeout` (then it is shut down gracefully: HTTP/2 sends GOAWAY, and
+/// what is in flight finishes), or the listener stops (likewise).
 async fn serve<I>(
     l: Listener,
     io: I,
     peer: Peer,
-    watcher: Watcher,
-    deadline: Instant,
+    mut stop: watch::Receiver<bool>,
+    limits: Limits,
     timed_out: Arc<AtomicBool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let addr = peer.addr;
+    let began = Instant::now();
+    let activity = Arc::new(Activity::default());
     // Set by the first request: until then the connection is on the head deadline.
     let asked = Arc::new(AtomicBool::new(false));
-    let seen = asked.clone();
+    let (seen, busy) = (asked.clone(), activity.clone());
     let stack = crate::stack::build(l.shared, Arc::new(peer), l.worker);
     let service = service_fn(move |req: Request<Incoming>| {
         seen.store(true, Ordering::Relaxed);
-        stack
+        busy.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = Busy {
+            activity: busy.clone(),
+            since: began,
+        };
+        let answer = stack
             .clone()
-            .oneshot(req.map(crate::body::RequestBody::from))
+            .oneshot(req.map(crate::body::RequestBody::from));
+        async move {
+            let out = answer.await;
+            drop(guard);
+            out
+        }
     });
     let conn = l
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    let conn = watcher.watch(conn);
     tokio::pin!(conn);
     // The first request must arrive within the head deadline, whatever the
     // protocol: protocol detection has no deadline of its own, and neither
     // has an HTTP/2 connection that sent its preface and nothing else.
     let first = tokio::select! {
-        r = &mut conn => Some(r),
-        () = tokio::time::sleep_until(deadline) => None,
+        r = conn.as_mut() => Some(r),
+        () = tokio::time::sleep_until(limits.deadline) => None,
+        _ = stop.changed() => None,
     };
     let result = match first {
         Some(r) => r,
@@ -145,7 +260,31 @@ async fn serve<I>(
             timed_out.store(true, Ordering::Relaxed);
             return;
         }
-        None => (&mut conn).await,
+        None => {
+            let mut closing = *stop.borrow();
+            if closing {
+                conn.as_mut().graceful_shutdown();
+            }
+            loop {
+                let check = limits.idle / 4 + Duration::from_millis(10);
+                tokio::select! {
+                    r = conn.as_mut() => break r,
+                    _ = stop.changed(), if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    () = tokio::time::sleep(check), if !closing => {
+                        let last = Duration::from_millis(activity.last.load(Ordering::Relaxed));
+                        let quiet = began.elapsed().saturating_sub(last);
+                        if activity.in_flight.load(Ordering::Relaxed) == 0 && quiet >= limits.idle {
+                            tracing::debug!(peer = %addr, "idle for server.idle_timeout; closing");
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+        }
     };
     if let Err(e) = result {
         let head_timeout = e

@@ -4,6 +4,7 @@
 mod access_log;
 mod admin;
 mod auth;
+mod bounds;
 mod canonical;
 mod cli;
 mod clients;
@@ -12,6 +13,7 @@ mod cors;
 mod forward_auth;
 mod issuers;
 mod login_flood;
+mod metrics;
 mod pool;
 mod postgres;
 mod proxying;

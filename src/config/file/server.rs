@@ -47,6 +47,9 @@ pub(crate) struct ServerFile {
     pub access_log_query: Vec<String>,
     /// Write the access log to this file instead of stdout (restart to change).
     pub access_log_file: Option<String>,
+    /// Most bytes of access lines queued for the writer; more are dropped and counted.
+    #[serde(default = "default_access_log_buffer")]
+    pub access_log_buffer: String,
     /// "daily" (default), "hourly", "minutely" or "never".
     #[serde(default = "default_rotation")]
     pub access_log_rotation: String,
@@ -77,6 +80,55 @@ pub(crate) struct ServerFile {
     pub reject_double_encoding: bool,
     /// `[server.tls]`: the public listener speaks TLS.
     pub tls: Option<TlsFile>,
+    /// Client connections one worker holds at most; accepting pauses at the cap.
+    #[serde(default = "default_max_connections")]
+    pub max_connections_per_worker: usize,
+    /// Requests in flight in the whole gateway; more are answered `503`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// A connection with no request for this long is closed (HTTP/2: GOAWAY).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    /// A response write that makes no progress for this long closes the connection.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: String,
+    /// TCP keepalive probes on client connections after this much silence ("0s": off).
+    #[serde(default = "default_tcp_keepalive")]
+    pub tcp_keepalive: String,
+    /// HTTP/2 PING every this long on a connection ("0s": off); no answer within
+    /// `http2_keepalive_timeout` closes it.
+    #[serde(default = "default_h2_keepalive")]
+    pub http2_keepalive_interval: String,
+    #[serde(default = "default_h2_keepalive_timeout")]
+    pub http2_keepalive_timeout: String,
+    /// Concurrent HTTP/2 streams per connection.
+    #[serde(default = "default_h2_streams")]
+    pub http2_max_concurrent_streams: u32,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_in_flight() -> usize {
+    10_000
+}
+fn default_idle_timeout() -> String {
+    "60s".into()
+}
+fn default_write_timeout() -> String {
+    "30s".into()
+}
+fn default_tcp_keepalive() -> String {
+    "60s".into()
+}
+fn default_h2_keepalive() -> String {
+    "30s".into()
+}
+fn default_h2_keepalive_timeout() -> String {
+    "10s".into()
+}
+fn default_h2_streams() -> u32 {
+    100
 }
 
 /// `[server.tls]` as written.
@@ -132,6 +184,7 @@ impl Default for ServerFile {
             access_log_query: Vec::new(),
             access_log_file: None,
             access_log_rotation: default_rotation(),
+            access_log_buffer: default_access_log_buffer(),
             log_level: default_log_level(),
             log_format: default_log_format(),
             header_read_timeout: default_header_read_timeout(),
@@ -141,10 +194,21 @@ impl Default for ServerFile {
             strip_request_headers: default_strip_request_headers(),
             reject_double_encoding: true,
             tls: None,
+            max_connections_per_worker: default_max_connections(),
+            max_in_flight: default_max_in_flight(),
+            idle_timeout: default_idle_timeout(),
+            write_timeout: default_write_timeout(),
+            tcp_keepalive: default_tcp_keepalive(),
+            http2_keepalive_interval: default_h2_keepalive(),
+            http2_keepalive_timeout: default_h2_keepalive_timeout(),
+            http2_max_concurrent_streams: default_h2_streams(),
         }
     }
 }
 
+fn default_access_log_buffer() -> String {
+    "64MiB".into()
+}
 fn default_rotation() -> String {
     "daily".into()
 }

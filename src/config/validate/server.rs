@@ -10,9 +10,52 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use crate::config::file::ServerFile;
-use crate::config::ServerConfig;
+use crate::config::{Bounds, ServerConfig};
 
 use super::Issues;
+
+fn bounds(issues: &mut Issues, s: &ServerFile) -> Bounds {
+    let count = |issues: &mut Issues, key: &str, v: usize, max: usize| {
+        if !(1..=max).contains(&v) {
+            issues.add(
+                format!("server.{key}"),
+                format!("{v} is out of range"),
+                format!("pick a count between 1 and {max}"),
+            );
+        }
+        v
+    };
+    let optional = |d: std::time::Duration| (!d.is_zero()).then_some(d);
+    Bounds {
+        max_connections_per_worker: count(
+            issues,
+            "max_connections_per_worker",
+            s.max_connections_per_worker,
+            1 << 20,
+        ),
+        max_in_flight: count(issues, "max_in_flight", s.max_in_flight, 1 << 24),
+        idle_timeout: issues.duration("server.idle_timeout".into(), &s.idle_timeout),
+        write_timeout: issues.duration("server.write_timeout".into(), &s.write_timeout),
+        tcp_keepalive: optional(
+            issues.duration_or_zero("server.tcp_keepalive".into(), &s.tcp_keepalive),
+        ),
+        http2_keepalive_interval: optional(issues.duration_or_zero(
+            "server.http2_keepalive_interval".into(),
+            &s.http2_keepalive_interval,
+        )),
+        http2_keepalive_timeout: issues.duration(
+            "server.http2_keepalive_timeout".into(),
+            &s.http2_keepalive_timeout,
+        ),
+        http2_max_concurrent_streams: u32::try_from(count(
+            issues,
+            "http2_max_concurrent_streams",
+            s.http2_max_concurrent_streams as usize,
+            10_000,
+        ))
+        .unwrap_or(100),
+    }
+}
 
 pub(super) fn server(issues: &mut Issues, s: ServerFile, base_dir: &Path) -> ServerConfig {
     let addr = |issues: &mut Issues, key: &str, v: &str| -> Option<SocketAddr> {
@@ -84,6 +127,15 @@ pub(super) fn server(issues: &mut Issues, s: ServerFile, base_dir: &Path) -> Ser
             "pick a count between 8 and 10000, e.g. 100",
         );
     }
+    let access_log_buffer = issues.size("server.access_log_buffer".into(), &s.access_log_buffer);
+    if !(64 << 10..=1 << 30).contains(&access_log_buffer) {
+        issues.add(
+            "server.access_log_buffer",
+            "must be between 64KiB and 1GiB",
+            "pick e.g. \"64MiB\"",
+        );
+    }
+    let bounds = bounds(issues, &s);
     let mut refuse_methods = Vec::new();
     for (i, m) in s.refuse_methods.iter().enumerate() {
         match http::Method::from_bytes(m.as_bytes()) {
@@ -179,12 +231,14 @@ pub(super) fn server(issues: &mut Issues, s: ServerFile, base_dir: &Path) -> Ser
         }
     }
     ServerConfig {
+        bounds,
         tls,
         forward_auth_path: s.forward_auth_path.clone(),
         security_headers: s.security_headers,
         access_log_query: s.access_log_query.clone(),
         access_log_file: s.access_log_file.as_ref().map(std::path::PathBuf::from),
         access_log_rotation: s.access_log_rotation.clone(),
+        access_log_buffer,
         log_level: s.log_level.clone(),
         log_format: s.log_format.clone(),
         listen,

@@ -44,6 +44,17 @@ impl Endpoint {
         }
     }
 
+    /// For metrics' `http_route` label: the access log's `route` field.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Token => "portcullis:token",
+            Endpoint::Revoke => "portcullis:revoke",
+            Endpoint::Register => "portcullis:register",
+            Endpoint::Jwks => "portcullis:jwks",
+            Endpoint::Metadata => "portcullis:metadata",
+        }
+    }
+
     /// The endpoint at a canonical path, if any.
     pub fn at(svc: &TokenService, path: &str) -> Option<Endpoint> {
         match path {

@@ -72,8 +72,30 @@ fn gate_error(e: GateError) -> OAuthError {
     }
 }
 
-/// `POST /token`.
+/// `POST /token`, counted in `portcullis_token_grants_total{grant_type, outcome}`
+/// (the outcome is `success` or the RFC 6749 error code).
 pub async fn token(
+    ctx: &Ctx<'_>,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Response<Body>, OAuthError> {
+    let out = grant(ctx, headers, form).await;
+    let grant_type = match form.get("grant_type") {
+        Some(g) => Grant::parse(g).map_or("other", Grant::as_str),
+        None => "none",
+    };
+    let outcome = out.as_ref().map_or_else(|e| e.code, |_| "success");
+    crate::metrics::metrics()
+        .grants
+        .get_or_create(&crate::metrics::GrantLabels {
+            grant_type,
+            outcome,
+        })
+        .inc();
+    out
+}
+
+async fn grant(
     ctx: &Ctx<'_>,
     headers: &HeaderMap,
     form: &Form,
