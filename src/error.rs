@@ -88,6 +88,9 @@ pub enum GatewayError {
     /// The token service is configured but its store is not open (restart needed).
     #[error("token service unavailable")]
     TokenServiceDown,
+    /// `server.max_in_flight` requests are being handled: shed at the entry.
+    #[error("overloaded")]
+    Overloaded,
     /// A handler panicked (caught; the connection and the process live on).
     #[error("internal error")]
     Internal,
@@ -127,6 +130,7 @@ pub enum Reason {
     InvalidGrant,
     ServerError,
     TokenRequestRefused,
+    Overloaded,
 }
 
 impl Reason {
@@ -162,6 +166,7 @@ impl Reason {
             InvalidGrant => "invalid_grant",
             ServerError => "server_error",
             TokenRequestRefused => "token_request_refused",
+            Overloaded => "overloaded",
         }
     }
 }
@@ -280,6 +285,11 @@ impl GatewayError {
                 "gateway_timeout",
                 "the request took longer than the gateway allows".into(),
             ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the gateway is at capacity; retry after the time in Retry-After".into(),
+            ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -322,6 +332,7 @@ impl GatewayError {
                 "server_error" => Reason::ServerError,
                 _ => Reason::TokenRequestRefused,
             },
+            Overloaded => Reason::Overloaded,
             Internal => Reason::Panic,
         }
     }
@@ -371,6 +382,9 @@ impl GatewayError {
             }
             GatewayError::TokenServiceDown => {
                 h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            GatewayError::Overloaded => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             GatewayError::CorsDenied => {
                 h.append(http::header::VARY, HeaderValue::from_static("Origin"));

@@ -9,6 +9,7 @@
 //!   RequestId      keep a sane x-request-id or make one; echo it on every answer
 //!   AccessLog      one JSON line when the body has been sent; reads the answer's facts
 //!   Metrics        http_server_request_duration_seconds{http_route,…}, active requests
+//!   InFlight       server.max_in_flight, gateway-wide: one more → 503 + Retry-After
 //!   SecurityHeaders  server.security_headers on every answer
 //!   Cors           Vary + grant on every answer (the route's policy, else [cors])
 //!   CatchPanic     a panic below → 500 JSON; the connection and the process live on
@@ -166,12 +167,14 @@ where
         .layer(IdentityLayer)
         .service(forward);
     let sensitive = context.sensitive_headers();
+    let in_flight = context.in_flight();
     ServiceBuilder::new()
         .layer(context)
         .layer(sensitive)
         .layer(RequestIdLayer)
         .layer(AccessLogLayer)
         .layer(MetricsLayer)
+        .layer(in_flight)
         .layer(SecurityHeadersLayer)
         .layer(CorsLayer)
         .layer(CatchPanicLayer)

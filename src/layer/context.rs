@@ -42,6 +42,11 @@ impl ContextLayer {
         self
     }
 
+    /// The gateway-wide count of requests in flight (`server.max_in_flight`).
+    pub fn in_flight(&self) -> super::in_flight::InFlightLayer {
+        super::in_flight::InFlightLayer::new(self.shared.clone())
+    }
+
     /// The request headers that carry credentials (`Authorization`,
     /// `Proxy-Authorization`, `Cookie`, the API key header), marked sensitive for every
     /// layer below by tower-http's layer: their `Debug` shows `Sensitive`, and an

@@ -55,6 +55,7 @@ pub mod forward;
 pub mod forward_auth;
 pub mod hygiene;
 pub mod identity;
+pub mod in_flight;
 pub mod metrics;
 pub mod preflight;
 pub mod rate_limit;

@@ -14,13 +14,17 @@ use crate::state::Snapshot;
 /// An echo upstream `echo` and one public route `/public/**` on it come first, so a
 /// fragment adds only what its test is about.
 pub fn snapshot(fragment: &str) -> Arc<Snapshot> {
+    Arc::new(Snapshot::detached(snapshot_config(fragment)))
+}
+
+/// The configuration [`snapshot`] is made of.
+pub fn snapshot_config(fragment: &str) -> crate::config::Config {
     let text = format!(
         "{fragment}\n[[upstreams]]\nname = \"echo\"\necho = true\n\n\
          [[routes]]\nname = \"public\"\npath = \"/public/**\"\nupstream = \"echo\"\nauth = \"none\"\n"
     );
-    let config = crate::config::parse_str(&text, Path::new("layer-test.toml"))
-        .unwrap_or_else(|e| panic!("test config: {e}"));
-    Arc::new(Snapshot::detached(config))
+    crate::config::parse_str(&text, Path::new("layer-test.toml"))
+        .unwrap_or_else(|e| panic!("test config: {e}"))
 }
 
 /// A request for `uri` from 192.0.2.7, with its context.

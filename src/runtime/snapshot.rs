@@ -147,6 +147,8 @@ pub struct Shared {
     pub workers: usize,
     /// Set once shutdown begins; `/readyz` then answers 503.
     pub draining: AtomicBool,
+    /// Requests being handled, every worker (`server.max_in_flight`).
+    pub in_flight: std::sync::atomic::AtomicUsize,
     /// Set once every issuer had keys: from then on a reload never flips readiness.
     was_ready: AtomicBool,
     /// What snapshots are built from; held here so that the background runtime lives
@@ -168,6 +170,7 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             workers,
             draining: AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             was_ready: AtomicBool::new(false),
             runtime,
             reloading: std::sync::Mutex::new(()),

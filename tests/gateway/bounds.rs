@@ -149,3 +149,26 @@ async fn an_idle_http2_connection_gets_goaway() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_past_the_in_flight_cap_is_shed() {
+    let mut up = Upstream::start().await;
+    let gw = gateway(&routes("max_in_flight = 1"), Some(up.addr)).await;
+    let before = shed("in_flight");
+    let addr = gw.addr;
+    let held = tokio::spawn(async move { get(addr, "/hold/1", &[]).await });
+    assert_eq!(up.arrived.recv().await.as_deref(), Some("/hold/1"));
+    let r = get(gw.addr, "/two", &[]).await;
+    assert_error(&r, 503, "overloaded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(shed("in_flight"), before + 1);
+    assert_eq!(
+        up.seen().len(),
+        1,
+        "the shed request never reached the upstream"
+    );
+    up.release.notify_one();
+    assert_eq!(held.await.expect("held").status, 200);
+    assert_eq!(get(gw.addr, "/three", &[]).await.status, 200);
+    gw.shutdown().await;
+}
