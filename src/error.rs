@@ -75,6 +75,10 @@ pub enum GatewayError {
     UpstreamConnect,
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// Every connection to the upstream (`max_connections`) stayed busy for
+    /// `pool_wait_timeout`.
+    #[error("upstream connections exhausted")]
+    UpstreamBusy,
     #[error("upstream failed")]
     UpstreamFailed,
     #[error("request deadline exceeded")]
@@ -118,6 +122,7 @@ pub enum Reason {
     UnexpectedUpgrade,
     UpstreamConnect,
     UpstreamTimeout,
+    UpstreamBusy,
     UpstreamFailed,
     RequestTimeout,
     Panic,
@@ -155,6 +160,7 @@ impl Reason {
             UnexpectedUpgrade => "unexpected_upgrade",
             UpstreamConnect => "upstream_connect",
             UpstreamTimeout => "upstream_timeout",
+            UpstreamBusy => "upstream_busy",
             UpstreamFailed => "upstream_failed",
             RequestTimeout => "request_timeout",
             Panic => "panic",
@@ -275,6 +281,11 @@ impl GatewayError {
                 "gateway_timeout",
                 "the upstream service did not answer in time".into(),
             ),
+            UpstreamBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_busy",
+                "every connection to the upstream service is busy; retry after the time in Retry-After".into(),
+            ),
             UpstreamFailed => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -320,6 +331,7 @@ impl GatewayError {
             UnexpectedUpgrade => Reason::UnexpectedUpgrade,
             UpstreamConnect => Reason::UpstreamConnect,
             UpstreamTimeout => Reason::UpstreamTimeout,
+            UpstreamBusy => Reason::UpstreamBusy,
             UpstreamFailed => Reason::UpstreamFailed,
             RequestTimeout => Reason::RequestTimeout,
             CorsDenied => Reason::CorsDenied,
@@ -383,7 +395,7 @@ impl GatewayError {
             GatewayError::TokenServiceDown => {
                 h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
             }
-            GatewayError::Overloaded => {
+            GatewayError::Overloaded | GatewayError::UpstreamBusy => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             GatewayError::CorsDenied => {

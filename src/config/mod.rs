@@ -178,6 +178,13 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// Most idle keep-alive connections kept.
     pub pool_max_idle_per_host: usize,
+    /// Most connections per worker; a request waits `pool_wait_timeout` for one.
+    pub max_connections: usize,
+    pub pool_wait_timeout: Duration,
+    /// `https://`: how the upstream is verified and what is presented to it.
+    pub tls: Option<crate::proxy::connect::UpstreamTls>,
+    /// Speak HTTP/2 (ALPN over TLS, prior knowledge over plain TCP).
+    pub http2: bool,
 }
 
 /// Whether a route needs a token.
@@ -288,6 +295,10 @@ impl Route {
                 preserve_host: false,
                 pool_idle_timeout: Duration::from_secs(1),
                 pool_max_idle_per_host: 1,
+                max_connections: 1,
+                pool_wait_timeout: Duration::from_secs(1),
+                tls: None,
+                http2: false,
             }),
             strip_prefix: strip_prefix.map(str::to_string),
             auth: AuthMode::Required,

@@ -215,7 +215,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
 
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let server = server_file.map(|s| server(&mut issues, s, base_dir));
-    let upstreams: Vec<Arc<Upstream>> = upstreams(&mut issues, &upstream_files);
+    let upstreams: Vec<Arc<Upstream>> = upstreams(&mut issues, &upstream_files, base_dir);
     let declared: HashSet<&str> = upstream_names.iter().map(String::as_str).collect();
     let identity_prefix = server
         .as_ref()

@@ -98,6 +98,7 @@ fn observe(out: &Outcome, upstream: Name, method: &'static str, asked: Instant) 
                 GatewayError::UpstreamConnect => "connect",
                 GatewayError::UpstreamTimeout => "timeout",
                 GatewayError::UpstreamFailed => "failed",
+                GatewayError::UpstreamBusy => "busy",
                 _ => "other",
             };
             m.upstream_errors

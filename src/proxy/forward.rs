@@ -152,7 +152,10 @@ pub async fn forward(
         Ok(Err(e)) => {
             tracing::warn!(upstream = %upstream.name, error = %e, "upstream request failed");
             return Err(match e {
-                SendError::Connect(_) | SendError::ConnectTimeout => GatewayError::UpstreamConnect,
+                SendError::Connect(_) | SendError::ConnectTimeout | SendError::Tls(_) => {
+                    GatewayError::UpstreamConnect
+                }
+                SendError::PoolFull => GatewayError::UpstreamBusy,
                 SendError::Request(_) => GatewayError::UpstreamFailed,
             });
         }

@@ -1,5 +1,6 @@
 //! Forwarding to upstreams: connection pools, header rules and the forward step.
 
+pub mod connect;
 pub mod echo;
 pub mod forward;
 pub mod headers;

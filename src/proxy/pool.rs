@@ -1,4 +1,9 @@
-//! A worker's pool of keep-alive HTTP/1.1 connections to one upstream.
+//! A worker's pool of connections to one upstream: keep-alive HTTP/1.1 connections,
+//! or one shared HTTP/2 connection (`proxy/connect.rs` opens them, over TLS for
+//! `https://` upstreams).
+//!
+//! At most `max_connections` are open per worker; a request that finds them all busy
+//! waits up to `pool_wait_timeout` for one to come back or close, then gets `503`.
 //!
 //! Each worker thread has its own pools (owned by `crate::runtime`, kept across a
 //! reload that leaves the upstream unchanged), so a connection is only used by
@@ -18,10 +23,10 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::client::conn::{http1::SendRequest, http2};
+use tokio::sync::{Notify, Semaphore};
 
+use super::connect::{Connector, Sender, UpstreamTls};
 use crate::body::LimitedBody;
 
 /// Why a request could not be sent.
@@ -31,8 +36,28 @@ pub enum SendError {
     Connect(std::io::Error),
     #[error("connecting to the upstream timed out")]
     ConnectTimeout,
+    /// The TLS handshake failed: a certificate that does not verify, no common
+    /// protocol, a client certificate refused.
+    #[error("TLS to the upstream failed: {0}")]
+    Tls(std::io::Error),
+    /// `max_connections` busy for `pool_wait_timeout`.
+    #[error("every connection to the upstream is busy")]
+    PoolFull,
     #[error("upstream request failed: {0}")]
     Request(hyper::Error),
+}
+
+/// What a pool is made from (the upstream's configuration).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub connect_to: String,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_idle: usize,
+    pub max_connections: usize,
+    pub wait: Duration,
+    pub http2: bool,
+    pub tls: Option<UpstreamTls>,
 }
 
 struct Idle {
@@ -42,35 +67,39 @@ struct Idle {
 
 /// The pool of one upstream, for one worker.
 pub struct Pool {
-    authority: String,
-    connect_timeout: Duration,
+    connector: Connector,
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
+    /// The shared HTTP/2 connection, when the upstream speaks it.
+    h2: Mutex<Option<http2::SendRequest<LimitedBody>>>,
+    /// One permit per open connection (`max_connections`).
+    slots: Arc<Semaphore>,
+    /// Signalled when a connection is put back idle.
+    returned: Notify,
+    wait: Duration,
     reaper_started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("authority", &self.authority)
+            .field("connector", &self.connector)
             .finish_non_exhaustive()
     }
 }
 
 impl Pool {
-    pub fn new(
-        authority: &str,
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_idle: usize,
-    ) -> Arc<Pool> {
+    pub fn new(s: &PoolSettings) -> Arc<Pool> {
         Arc::new(Pool {
-            authority: authority.to_string(),
-            connect_timeout,
-            idle_timeout,
-            max_idle,
+            connector: Connector::new(&s.connect_to, s.connect_timeout, s.http2, s.tls.as_ref()),
+            idle_timeout: s.idle_timeout,
+            max_idle: s.max_idle,
             idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+            slots: Arc::new(Semaphore::new(s.max_connections.max(1))),
+            returned: Notify::new(),
+            wait: s.wait,
             reaper_started: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -101,29 +130,55 @@ impl Pool {
                 sender,
                 since: Instant::now(),
             });
+            drop(idle);
+            self.returned.notify_one();
         }
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<SendRequest<LimitedBody>, SendError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| SendError::ConnectTimeout)?
-        .map_err(SendError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Request)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
+    /// The shared HTTP/2 connection, if open.
+    fn shared_h2(&self) -> Option<http2::SendRequest<LimitedBody>> {
+        let mut h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        match &*h2 {
+            Some(s) if !s.is_closed() => Some(s.clone()),
+            _ => {
+                *h2 = None;
+                None
             }
-        });
-        self.start_reaper();
-        Ok(sender)
+        }
+    }
+
+    /// A connection for one request: the shared HTTP/2 one, an idle HTTP/1.1 one, a
+    /// new one while under `max_connections`, or the first of those to free up within
+    /// `pool_wait_timeout`. `upgrade`: only HTTP/1.1 will do.
+    async fn sender(self: &Arc<Self>, upgrade: bool) -> Result<(Sender, bool), SendError> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            if !upgrade {
+                if let Some(s) = self.shared_h2() {
+                    return Ok((Sender::H2(s), true));
+                }
+            }
+            if let Some(s) = self.take_idle() {
+                return Ok((Sender::H1(s), true));
+            }
+            let slot = match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => tokio::select! {
+                    () = self.returned.notified() => continue,
+                    slot = self.slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => return Err(SendError::PoolFull),
+                    },
+                    () = tokio::time::sleep_until(deadline) => return Err(SendError::PoolFull),
+                },
+            };
+            let sender = self.connector.connect(upgrade, slot).await?;
+            if let Sender::H2(s) = &sender {
+                *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+            }
+            self.start_reaper();
+            return Ok((sender, false));
+        }
     }
 
     /// Closes connections idle for longer than the idle timeout, until the pool is
@@ -159,10 +214,18 @@ impl Pool {
         mut req: Request<LimitedBody>,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let upload = req.body().progress();
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         loop {
-            let (mut sender, reused) = match self.take_idle() {
-                Some(s) => (s, true),
-                None => (self.connect().await?, false),
+            let (mut sender, reused) = match self.sender(upgrade).await? {
+                (Sender::H1(s), reused) => (s, reused),
+                (Sender::H2(s), reused) => match self.send_h2(s, req, reused, &upload).await {
+                    Ok(resp) => return Ok(resp),
+                    Err((Some(r), _)) => {
+                        req = r;
+                        continue;
+                    }
+                    Err((None, e)) => return Err(e),
+                },
             };
             if let Err(e) = sender.ready().await {
                 if reused {
@@ -185,6 +248,60 @@ impl Pool {
                     Some(r) if reused => req = r,
                     _ => return Err(SendError::Request(e.into_error())),
                 },
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// One request on the shared HTTP/2 connection. The pseudo-headers carry what
+    /// HTTP/1.1's request line and `Host` did: `:scheme`, `:authority` (the `Host`
+    /// chosen by the forward step) and the origin-form path. A request the connection
+    /// could not take (it was closing) comes back to be sent on a new one.
+    #[allow(clippy::type_complexity)]
+    async fn send_h2(
+        self: &Arc<Self>,
+        mut sender: http2::SendRequest<LimitedBody>,
+        mut req: Request<LimitedBody>,
+        reused: bool,
+        upload: &Arc<crate::body::BodyProgress>,
+    ) -> Result<Response<UpstreamBody>, (Option<Request<LimitedBody>>, SendError)> {
+        let scheme = if self.connector.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        if let Some(host) = req.headers_mut().remove(http::header::HOST) {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let absolute = host
+                .to_str()
+                .ok()
+                .and_then(|h| format!("{scheme}://{h}{pq}").parse::<http::Uri>().ok());
+            match absolute {
+                Some(uri) => *req.uri_mut() = uri,
+                None => {
+                    req.headers_mut().insert(http::header::HOST, host);
+                }
+            }
+        }
+        if let Err(e) = sender.ready().await {
+            *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Err(((reused).then_some(req), SendError::Request(e)));
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                Ok(Response::from_parts(
+                    parts,
+                    UpstreamBody::new(body, None, upload.clone()),
+                ))
+            }
+            Err(mut e) => {
+                *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                match e.take_message() {
+                    Some(r) if reused => Err((Some(r), SendError::Request(e.into_error()))),
+                    _ => Err((None, SendError::Request(e.into_error()))),
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::auth::cache::TokenCache;
 use crate::auth::jwks::{IssuerConfig, JwksClient};
 use crate::config::{Config, Upstream, UpstreamTarget};
-use crate::proxy::pool::Pool;
+use crate::proxy::pool::{Pool, PoolSettings};
 use crate::ratelimit::{Policies, Policy, PolicySpec, RedisBackend, RedisSpec};
 use crate::token::TokenRuntime;
 
@@ -23,6 +23,14 @@ struct PoolSpec {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
+    max_connections: usize,
+    wait: Duration,
+    http2: bool,
+    tls: Option<crate::proxy::connect::UpstreamTls>,
+    /// SHA-256 of the TLS files (never their contents: a key would show in `Debug`),
+    /// so that a reload after a CA or client certificate was renewed in place builds
+    /// a new pool.
+    tls_files: Vec<Vec<u8>>,
 }
 
 impl PoolSpec {
@@ -34,6 +42,25 @@ impl PoolSpec {
                 connect_timeout: u.connect_timeout,
                 idle_timeout: u.pool_idle_timeout,
                 max_idle: u.pool_max_idle_per_host,
+                max_connections: u.max_connections,
+                wait: u.pool_wait_timeout,
+                http2: u.http2,
+                tls_files: u
+                    .tls
+                    .iter()
+                    .flat_map(|t| {
+                        t.ca_file
+                            .iter()
+                            .chain(t.client_cert.iter().flat_map(|(c, k)| [c, k]))
+                    })
+                    .map(|p| {
+                        let bytes = std::fs::read(p).unwrap_or_default();
+                        ring::digest::digest(&ring::digest::SHA256, &bytes)
+                            .as_ref()
+                            .to_vec()
+                    })
+                    .collect(),
+                tls: u.tls.clone(),
             }),
             UpstreamTarget::Echo => None,
         }
@@ -118,12 +145,16 @@ pub(super) fn build(
         let set = pools.get(&spec, || {
             (0..workers)
                 .map(|_| {
-                    Pool::new(
-                        &spec.connect_to,
-                        spec.connect_timeout,
-                        spec.idle_timeout,
-                        spec.max_idle,
-                    )
+                    Pool::new(&PoolSettings {
+                        connect_to: spec.connect_to.clone(),
+                        connect_timeout: spec.connect_timeout,
+                        idle_timeout: spec.idle_timeout,
+                        max_idle: spec.max_idle,
+                        max_connections: spec.max_connections,
+                        wait: spec.wait,
+                        http2: spec.http2,
+                        tls: spec.tls.clone(),
+                    })
                 })
                 .collect()
         });

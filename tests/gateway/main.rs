@@ -28,5 +28,6 @@ mod tls;
 mod token;
 mod token_grants;
 mod transforms;
+mod upstream_tls;
 mod websocket;
 mod wire;

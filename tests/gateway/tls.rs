@@ -4,7 +4,7 @@
 //! redirect; the handshake deadline; configuration errors. What reached the upstream
 //! is read off a raw TCP upstream.
 
-mod pki;
+pub(crate) mod pki;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

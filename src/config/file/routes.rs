@@ -22,6 +22,30 @@ pub(crate) struct UpstreamFile {
     pub pool_idle_timeout: String,
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
+    /// Connections one worker opens to this upstream at most (busy and idle).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a request waits for a connection at the cap before `503`.
+    #[serde(default = "default_pool_wait")]
+    pub pool_wait_timeout: String,
+    /// `https://` upstreams: PEM CA certificates to trust instead of the webpki roots.
+    pub ca_file: Option<String>,
+    /// `https://` upstreams: the server name to send and verify (default: the URL's host).
+    pub sni: Option<String>,
+    /// `https://` upstreams: a client certificate chain and key (mutual TLS).
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    /// HTTP/2: offered through ALPN to `https://` upstreams, spoken with prior
+    /// knowledge (h2c) to `http://` ones.
+    #[serde(default)]
+    pub http2: bool,
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_pool_wait() -> String {
+    "2s".into()
 }
 
 /// One `[[routes]]` entry.

@@ -5,16 +5,22 @@
 //! base path) so that forwarding never parses it again.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
 use http::Uri;
 
 use crate::config::file::UpstreamFile;
 use crate::config::{Upstream, UpstreamTarget};
+use crate::proxy::connect::UpstreamTls;
 
 use super::Issues;
 
-pub(super) fn upstreams(issues: &mut Issues, files: &[Option<UpstreamFile>]) -> Vec<Arc<Upstream>> {
+pub(super) fn upstreams(
+    issues: &mut Issues,
+    files: &[Option<UpstreamFile>],
+    base_dir: &Path,
+) -> Vec<Arc<Upstream>> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, u) in files.iter().enumerate() {
@@ -49,6 +55,38 @@ pub(super) fn upstreams(issues: &mut Issues, files: &[Option<UpstreamFile>]) -> 
             (None, true) => Some(UpstreamTarget::Echo),
             (Some(url), false) => upstream_url(issues, key("url"), url),
         };
+        let tls = match &target {
+            Some(UpstreamTarget::Http {
+                scheme, authority, ..
+            }) if scheme.as_str() == "https" => {
+                upstream_tls(issues, &key, u, authority.host(), base_dir)
+            }
+            _ => {
+                for (k, set) in [
+                    ("ca_file", u.ca_file.is_some()),
+                    ("sni", u.sni.is_some()),
+                    ("client_cert", u.client_cert.is_some()),
+                    ("client_key", u.client_key.is_some()),
+                ] {
+                    if set {
+                        issues.add(
+                            key(k),
+                            "is a TLS setting, but the upstream is not https://",
+                            "remove it, or make the url https://",
+                        );
+                    }
+                }
+                None
+            }
+        };
+        let pool_wait_timeout = issues.duration(key("pool_wait_timeout"), &u.pool_wait_timeout);
+        if !(1..=1 << 20).contains(&u.max_connections) {
+            issues.add(
+                key("max_connections"),
+                format!("{} is out of range", u.max_connections),
+                "pick a count between 1 and 1048576, e.g. 1024",
+            );
+        }
         let connect_timeout = issues.duration(key("connect_timeout"), &u.connect_timeout);
         let response_timeout = issues.duration(key("response_timeout"), &u.response_timeout);
         let pool_idle_timeout = issues.duration(key("pool_idle_timeout"), &u.pool_idle_timeout);
@@ -61,6 +99,10 @@ pub(super) fn upstreams(issues: &mut Issues, files: &[Option<UpstreamFile>]) -> 
                 preserve_host: u.preserve_host,
                 pool_idle_timeout,
                 pool_max_idle_per_host: u.pool_max_idle_per_host,
+                max_connections: u.max_connections,
+                pool_wait_timeout,
+                tls,
+                http2: u.http2,
             }));
         }
     }
@@ -87,11 +129,11 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
         );
         return None;
     };
-    if scheme.as_str() != "http" {
+    if scheme.as_str() != "http" && scheme.as_str() != "https" {
         issues.add(
             key,
             format!("scheme \"{scheme}\" is not supported"),
-            "use an http:// upstream (TLS to upstreams is not built yet)",
+            "use an http:// or https:// upstream",
         );
         return None;
     }
@@ -111,7 +153,9 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
         );
         return None;
     };
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority
+        .port_u16()
+        .unwrap_or(if scheme.as_str() == "https" { 443 } else { 80 });
     let connect_to = format!("{}:{port}", authority.host());
     Some(UpstreamTarget::Http {
         scheme: scheme.clone(),
@@ -120,4 +164,54 @@ fn upstream_url(issues: &mut Issues, key: String, url: &str) -> Option<UpstreamT
         connect_to,
         base_path: uri.path().trim_end_matches('/').to_string(),
     })
+}
+
+/// An `https://` upstream's TLS settings; the files are read and the client
+/// configuration built now, so an unusable one is refused at load.
+fn upstream_tls(
+    issues: &mut Issues,
+    key: &dyn Fn(&str) -> String,
+    u: &UpstreamFile,
+    host: &str,
+    base_dir: &Path,
+) -> Option<UpstreamTls> {
+    let client_cert = match (&u.client_cert, &u.client_key) {
+        (Some(c), Some(k)) => Some((base_dir.join(c), base_dir.join(k))),
+        (None, None) => None,
+        _ => {
+            issues.add(
+                key("client_cert"),
+                "client_cert and client_key go together",
+                "set both (a PEM chain and its key), or neither",
+            );
+            return None;
+        }
+    };
+    let server_name = u.sni.clone().unwrap_or_else(|| {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    });
+    if rustls::pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+        issues.add(
+            key("sni"),
+            format!("\"{server_name}\" is not a DNS name or IP address"),
+            "give the name the upstream's certificate is issued for",
+        );
+        return None;
+    }
+    let tls = UpstreamTls {
+        server_name,
+        ca_file: u.ca_file.as_ref().map(|c| base_dir.join(c)),
+        client_cert,
+    };
+    if let Err(e) = tls.client_config(&[b"http/1.1"]) {
+        issues.add(
+            key("ca_file"),
+            e,
+            "give PEM files (relative paths start at the config file's folder): CA certificates in ca_file, a chain and its key in client_cert/client_key",
+        );
+        return None;
+    }
+    Some(tls)
 }
