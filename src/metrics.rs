@@ -281,7 +281,7 @@ impl Metrics {
         for result in ["success", "refused"] {
             drop(m.reloads.get_or_create(&ResultLabel { result }));
         }
-        for result in ["in_flight", "connections"] {
+        for result in ["in_flight", "connections", "tunnels"] {
             drop(m.shed.get_or_create(&ResultLabel { result }));
         }
         Metrics { registry: r, ..m }

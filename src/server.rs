@@ -28,6 +28,8 @@ use crate::metrics::{metrics, unix_now, ResultLabel};
 use crate::runtime::Shared;
 use crate::tls::TlsState;
 
+pub(crate) use public::shed;
+
 mod admin;
 mod head_timeout;
 mod public;
@@ -242,12 +244,17 @@ impl Gateway {
     }
 
     /// Stops accepting, drains in-flight requests (up to the drain time) and returns.
+    /// Tunnels (WebSocket) get the same drain time from now, then are closed.
     pub async fn shutdown(self) {
         self.shared.draining.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
+        self.shared.tunnels.close_all();
         for done in self.done {
             let _ = done.await;
         }
+        let drain = self.shared.snapshot.load().config.server.shutdown_drain;
+        let tunnels = self.shared.tunnels.clone();
+        let _ = tokio::time::timeout(drain + Duration::from_secs(1), tunnels.all_closed()).await;
     }
 }
 

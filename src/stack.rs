@@ -73,6 +73,8 @@ pub struct Peer {
     pub ip_header: HeaderValue,
     /// Set on connections that came over TLS.
     pub tls: Option<crate::tls::TlsPeer>,
+    /// The gateway's tunnels, which an upgrade on this connection joins.
+    pub tunnels: Option<Arc<crate::proxy::tunnels::Tunnels>>,
 }
 
 impl Peer {
@@ -84,6 +86,7 @@ impl Peer {
             addr,
             ip_header,
             tls: None,
+            tunnels: None,
         }
     }
 

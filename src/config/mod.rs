@@ -139,6 +139,10 @@ pub struct Bounds {
     pub http2_keepalive_timeout: Duration,
     /// Concurrent streams per HTTP/2 connection.
     pub http2_max_concurrent_streams: u32,
+    /// Upgraded connections open at once; one more upgrade gets `503`.
+    pub max_tunnels: usize,
+    /// A tunnel idle (no byte either way) for this long is closed.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// Where an upstream's requests go.

@@ -22,8 +22,9 @@ use super::identity::UpgradeTo;
 use crate::body::{Body, RequestBody};
 use crate::error::{GatewayError, OrInternal as _};
 use crate::metrics::{method_label, metrics, ClientLabels, Name, UpstreamError};
-use crate::proxy::forward::{forward, Inbound};
+use crate::proxy::forward::{forward, Inbound, Tunnel};
 use crate::proxy::headers;
+use crate::proxy::tunnels::TunnelLimits;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Forward;
@@ -42,8 +43,27 @@ async fn send(mut req: Request<RequestBody>) -> Outcome {
         .map(|c| c.0.clone())
         .or_internal()?;
     let max_body = max_body(&req)?;
-    let upgrade = req.extensions_mut().remove::<UpgradeTo>().map(|u| u.0);
     let server = &config.server;
+    let upgrade = match req.extensions_mut().remove::<UpgradeTo>() {
+        Some(u) => {
+            let slot = match &c.peer.tunnels {
+                Some(t) => match t.reserve(server.bounds.max_tunnels) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        crate::server::shed("tunnels");
+                        return Err(GatewayError::Overloaded.into());
+                    }
+                },
+                None => None,
+            };
+            let limits = TunnelLimits {
+                idle: server.bounds.tunnel_idle_timeout,
+                drain: server.shutdown_drain,
+            };
+            Some((u.0, Tunnel { slot, limits }))
+        }
+        None => None,
+    };
     let bytes_in = Arc::new(AtomicU64::new(0));
     let inbound = Inbound {
         bytes_in: &bytes_in,

@@ -10,6 +10,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{CONNECTION, EXPECT, HOST, UPGRADE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -18,7 +19,15 @@ use crate::body::{Body, LimitedBody, RequestBody};
 use crate::config::{Route, UpstreamTarget};
 use crate::error::GatewayError;
 use crate::proxy::pool::{Pool, SendError};
+use crate::proxy::tunnels::{TunnelLimits, TunnelSlot};
 use crate::proxy::{echo, headers, upgrade};
+
+/// An upgrade's place among the gateway's tunnels and its limits.
+#[derive(Debug)]
+pub struct Tunnel {
+    pub slot: Option<TunnelSlot>,
+    pub limits: TunnelLimits,
+}
 
 /// What the forward step needs to know about the inbound connection.
 #[derive(Debug, Clone, Copy)]
@@ -77,8 +86,12 @@ pub async fn forward(
     pool: Option<&Arc<Pool>>,
     inbound: Inbound<'_>,
     max_body: u64,
-    upgrade: Option<HeaderValue>,
+    upgrade: Option<(HeaderValue, Tunnel)>,
 ) -> Result<Response<Body>, GatewayError> {
+    let (upgrade, tunnel) = match upgrade {
+        Some((p, t)) => (Some(p), Some(t)),
+        None => (None, None),
+    };
     let upstream = &route.upstream;
     let host = request_host(&req);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
@@ -167,7 +180,18 @@ pub async fn forward(
         return match (client_upgrade, &upgrade) {
             (Some(client_upgrade), Some(asked)) if upgrade::switched_as_asked(&resp, asked) => {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                upgrade::tunnel(client_upgrade, upstream_upgrade, upstream.name.clone());
+                let (slot, limits) = tunnel.map_or((None, None), |t| (t.slot, Some(t.limits)));
+                let limits = limits.unwrap_or(TunnelLimits {
+                    idle: Duration::from_secs(300),
+                    drain: Duration::from_secs(10),
+                });
+                upgrade::tunnel(
+                    client_upgrade,
+                    upstream_upgrade,
+                    upstream.name.clone(),
+                    slot,
+                    limits,
+                );
                 let (mut parts, _body) = resp.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
                 parts

@@ -5,4 +5,5 @@ pub mod echo;
 pub mod forward;
 pub mod headers;
 pub mod pool;
+pub mod tunnels;
 pub mod upgrade;

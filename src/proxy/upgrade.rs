@@ -12,6 +12,7 @@
 //! protocol than the one asked, gets its connection closed and the client a `502`:
 //! nothing is ever tunnelled that the route did not allow.
 
+use super::tunnels::{self, TunnelLimits, TunnelSlot};
 use http::header::UPGRADE;
 use http::{HeaderValue, Method, Response, Version};
 use hyper::upgrade::OnUpgrade;
@@ -80,15 +81,20 @@ pub fn switched_as_asked<B>(resp: &Response<B>, asked: &HeaderValue) -> bool {
     !got.contains(',') && protocol_name(got) == protocol_name(asked)
 }
 
-/// Joins the client's and the upstream's upgraded connections until either closes.
-pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, upstream_name: String) {
+/// Joins the client's and the upstream's upgraded connections until either closes,
+/// it idles or shutdown ends it (`proxy/tunnels.rs`); `slot` counts it meanwhile.
+pub fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    upstream_name: String,
+    slot: Option<TunnelSlot>,
+    limits: TunnelLimits,
+) {
     tokio::spawn(async move {
         match tokio::try_join!(client, upstream) {
             Ok((c, u)) => {
-                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                    tracing::debug!(upstream = %upstream_name, error = %e, "upgraded connection closed");
-                }
+                let why = tunnels::run(TokioIo::new(c), TokioIo::new(u), slot, limits).await;
+                tracing::debug!(upstream = %upstream_name, why, "upgraded connection closed");
             }
             Err(e) => tracing::debug!(upstream = %upstream_name, error = %e, "upgrade failed"),
         }

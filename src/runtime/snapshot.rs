@@ -147,6 +147,8 @@ pub struct Shared {
     pub workers: usize,
     /// Set once shutdown begins; `/readyz` then answers 503.
     pub draining: AtomicBool,
+    /// Upgraded connections (WebSocket tunnels), every worker.
+    pub tunnels: Arc<crate::proxy::tunnels::Tunnels>,
     /// Requests being handled, every worker (`server.max_in_flight`).
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Set once every issuer had keys: from then on a reload never flips readiness.
@@ -171,6 +173,7 @@ impl Shared {
             workers,
             draining: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            tunnels: crate::proxy::tunnels::Tunnels::new(),
             was_ready: AtomicBool::new(false),
             runtime,
             reloading: std::sync::Mutex::new(()),

@@ -105,8 +105,12 @@ pub(super) async fn serve_public(
             // The canned 408 is plain text: only on plain connections.
             let (io, timed_out) =
                 head_timeout::WatchedIo::new(stream, acceptor.is_none(), limits.write);
+            let tunnels = Some(l.shared.tunnels.clone());
             let Some(acceptor) = acceptor else {
-                let peer = Peer::new(addr);
+                let peer = Peer {
+                    tunnels,
+                    ..Peer::new(addr)
+                };
                 return serve(l, io, peer, stop, limits, timed_out).await;
             };
             let handshake = tokio::time::timeout_at(limits.deadline, acceptor.accept(io)).await;
@@ -130,7 +134,10 @@ pub(super) async fn serve_public(
                     return;
                 }
             };
-            let peer = Peer::tls(addr, TlsPeer::of(tls.get_ref().1));
+            let peer = Peer {
+                tunnels,
+                ..Peer::tls(addr, TlsPeer::of(tls.get_ref().1))
+            };
             serve(l, tls, peer, stop, limits, timed_out).await;
         });
     }
@@ -146,7 +153,7 @@ pub(super) async fn serve_public(
 }
 
 /// Counts a refusal by a resource bound.
-pub(super) fn shed(bound: &'static str) {
+pub(crate) fn shed(bound: &'static str) {
     metrics()
         .shed
         .get_or_create(&ResultLabel { result: bound })

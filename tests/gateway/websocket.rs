@@ -72,3 +72,55 @@ async fn websocket_echo_through_the_proxy() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// `server.max_tunnels` refuses one upgrade more (503, never sent upstream), and
+/// `server.tunnel_idle_timeout` closes a tunnel nobody speaks on, which gives its
+/// place back; a shutdown with a tunnel open still ends (the drain-time close itself
+/// is shown with paused time in `proxy/tunnels.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_are_capped_closed_when_idle_and_at_shutdown() {
+    let ws = ws_echo().await;
+    let text = "[server]\nmax_tunnels = 1\ntunnel_idle_timeout = \"300ms\"\nshutdown_drain = \"200ms\"\n\
+                [[upstreams]]\nname=\"ws\"\nurl=\"http://{UP}\"\n[[routes]]\npath=\"/ws/**\"\nupstream=\"ws\"\nauth=\"none\"\n";
+    let gw = gateway(text, Some(ws)).await;
+    let open = |addr: std::net::SocketAddr| async move {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        tokio_tungstenite::client_async(format!("ws://{addr}/ws/chat"), stream).await
+    };
+    let (mut first, _) = open(gw.addr).await.expect("the first tunnel");
+    first.send(Message::text("hi")).await.expect("send");
+    assert!(first.next().await.expect("frame").is_ok());
+    match open(gw.addr).await.expect_err("a second tunnel is refused") {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 503),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Nobody speaks: the gateway closes the tunnel (the client sees the stream end).
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(Ok(_)) = first.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the idle tunnel was closed");
+    // Its place is free again.
+    let mut slot_back = None;
+    for _ in 0..100 {
+        if let Ok((c, _)) = open(gw.addr).await {
+            slot_back = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut second = slot_back.expect("the slot came back");
+    second
+        .send(Message::text("still here"))
+        .await
+        .expect("send");
+    assert!(second.next().await.expect("frame").is_ok());
+    tokio::time::timeout(std::time::Duration::from_secs(30), gw.shutdown())
+        .await
+        .expect("shutdown ends with a tunnel open");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(Ok(_)) = second.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the tunnel is gone after the shutdown");
+}

@@ -101,11 +101,23 @@ pub(crate) struct ServerFile {
     pub http2_keepalive_interval: String,
     #[serde(default = "default_h2_keepalive_timeout")]
     pub http2_keepalive_timeout: String,
+    /// Upgraded connections (WebSocket) open at once; one more upgrade gets `503`.
+    #[serde(default = "default_max_tunnels")]
+    pub max_tunnels: usize,
+    /// A tunnel with no byte either way for this long is closed.
+    #[serde(default = "default_tunnel_idle")]
+    pub tunnel_idle_timeout: String,
     /// Concurrent HTTP/2 streams per connection.
     #[serde(default = "default_h2_streams")]
     pub http2_max_concurrent_streams: u32,
 }
 
+fn default_max_tunnels() -> usize {
+    10_000
+}
+fn default_tunnel_idle() -> String {
+    "300s".into()
+}
 fn default_max_connections() -> usize {
     10_000
 }
@@ -202,6 +214,8 @@ impl Default for ServerFile {
             http2_keepalive_interval: default_h2_keepalive(),
             http2_keepalive_timeout: default_h2_keepalive_timeout(),
             http2_max_concurrent_streams: default_h2_streams(),
+            max_tunnels: default_max_tunnels(),
+            tunnel_idle_timeout: default_tunnel_idle(),
         }
     }
 }

@@ -47,6 +47,9 @@ fn bounds(issues: &mut Issues, s: &ServerFile) -> Bounds {
             "server.http2_keepalive_timeout".into(),
             &s.http2_keepalive_timeout,
         ),
+        max_tunnels: count(issues, "max_tunnels", s.max_tunnels, 1 << 24),
+        tunnel_idle_timeout: issues
+            .duration("server.tunnel_idle_timeout".into(), &s.tunnel_idle_timeout),
         http2_max_concurrent_streams: u32::try_from(count(
             issues,
             "http2_max_concurrent_streams",
