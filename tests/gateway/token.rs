@@ -585,66 +585,83 @@ async fn token_and_revoke_errors_carry_the_request_id() {
     )
     .await;
     let a = gw.addr;
-    let cases: [(&str, &str, String, Vec<String>, u16, &str); 5] = [
-        (
+    /// One refusal: what, where, the form, extra headers, the answer.
+    struct Case<'a> {
+        what: &'a str,
+        path: &'a str,
+        body: &'a str,
+        headers: Vec<String>,
+        status: u16,
+        code: &'a str,
+    }
+    let case = |what, path, body, headers, status, code| Case {
+        what,
+        path,
+        body,
+        headers,
+        status,
+        code,
+    };
+    let cases = [
+        case(
             "a bad grant",
             "/token",
-            "grant_type=refresh_token&refresh_token=not-a-token".into(),
+            "grant_type=refresh_token&refresh_token=not-a-token",
             vec![],
             400,
             "invalid_grant",
         ),
-        (
+        case(
             "an unsupported grant",
             "/token",
-            "grant_type=magic".into(),
+            "grant_type=magic",
             vec![],
             400,
             "unsupported_grant_type",
         ),
-        (
+        case(
             "a bad client",
             "/token",
-            "grant_type=password&username=johndoe&password=secret".into(),
+            "grant_type=password&username=johndoe&password=secret",
             vec![basic("web", "wrong")],
             401,
             "invalid_client",
         ),
-        (
+        case(
             "a revoke with a bad client",
             "/revoke",
-            "token=whatever".into(),
+            "token=whatever",
             vec![basic("web", "wrong")],
             401,
             "invalid_client",
         ),
-        (
+        case(
             "a revoke without a token",
             "/revoke",
-            String::new(),
+            "",
             vec![],
             400,
             "invalid_request",
         ),
     ];
-    for (case, path, body, headers, status, code) in &cases {
-        let h: Vec<&str> = headers.iter().map(String::as_str).collect();
-        let r = post(a, path, body, &h).await;
-        assert_oauth_error(&r, *status, code);
+    for c in &cases {
+        let mut h: Vec<&str> = c.headers.iter().map(String::as_str).collect();
+        let r = post(a, c.path, c.body, &h).await;
+        assert_oauth_error(&r, c.status, c.code);
         let v = r.json();
         let members: Vec<&String> = v.as_object().expect("an object").keys().collect();
         assert_eq!(
             members,
             ["error", "error_description", "request_id"],
-            "{case}: {}",
+            "{}: {}",
+            c.what,
             r.body
         );
         // The client's own id is kept and named in the body.
-        let mut h = h.clone();
         h.push("X-Request-Id: client-chosen-id-42");
-        let r = post(a, path, body, &h).await;
-        assert_oauth_error(&r, *status, code);
-        assert_eq!(r.json()["request_id"], "client-chosen-id-42", "{case}");
+        let r = post(a, c.path, c.body, &h).await;
+        assert_oauth_error(&r, c.status, c.code);
+        assert_eq!(r.json()["request_id"], "client-chosen-id-42", "{}", c.what);
     }
 }
 
