@@ -1,56 +1,81 @@
 #!/usr/bin/env bash
 # Runs the gateway on the bundled config and replays the README's curl examples,
 # checking the answers the README shows. Usage: readme_smoke.sh BINARY CONFIG
+#
+# The README's commands use 8080 and 9091 (the bundled `listen` / `admin_listen`).
+# Here both are replaced by free ports in a copy of the config, so that the suite
+# (`bash .ci/run`) runs beside a gateway started from the README (`cargo run
+# --release` on 8080): the public listener uses SO_REUSEPORT, and a second gateway on
+# the same port would silently share the first one's connections.
 set -Eeuo pipefail
 bin=$1 config=$2
-out=$(mktemp -d)
+out=$(mktemp -d) pid=
+trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$out"' EXIT
+fail() {
+  echo "readme smoke: $*" >&2
+  [[ -f $out/log ]] && cat "$out/log" >&2
+  exit 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port) admin=$(free_port)
+[[ $port != "$admin" ]] || admin=$(free_port)
 # A copy, so that the store and the key it creates on first start land in $out.
-cp "$config" "$out/gateway.toml"
+sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$port/g" -e "s/127\.0\.0\.1:9091/127.0.0.1:$admin/g" \
+  "$config" >"$out/gateway.toml"
 config="$out/gateway.toml"
+grep -q "^listen = \"127.0.0.1:$port\"" "$config" && grep -q "^admin_listen = \"127.0.0.1:$admin\"" "$config" ||
+  fail "the bundled config no longer listens on 127.0.0.1:8080 (admin 127.0.0.1:9091); update this script and the README"
 "$bin" run --config "$config" >"$out/log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$out"' EXIT
 for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null http://127.0.0.1:9091/healthz 2>/dev/null && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$admin/healthz" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null ||
+    fail "the gateway exited at start (listen 127.0.0.1:$port, admin 127.0.0.1:$admin; \"Address already in use\" means another process took one of them):"
   sleep 0.1
 done
+curl -fsS -o /dev/null "http://127.0.0.1:$admin/healthz" 2>/dev/null ||
+  fail "the gateway did not answer /healthz on 127.0.0.1:$admin within 10 s:"
 
-fail() { echo "readme smoke: $*" >&2; cat "$out/log" >&2; exit 1; }
 status() { curl -s -o "$out/body" -w '%{http_code}' "$@"; }
 
-[[ $(status 'http://localhost:8080/public/hello?name=world' -H 'X-Auth-Subject: mallory') == 200 ]] || fail "public route"
+[[ $(status "http://localhost:$port/public/hello?name=world" -H 'X-Auth-Subject: mallory') == 200 ]] || fail "public route"
 grep -q '"path": "/public/hello"' "$out/body" || fail "echo shows the path: $(cat "$out/body")"
 grep -q '"x-forwarded-for": "127.0.0.1"' "$out/body" || fail "echo shows X-Forwarded-For"
 grep -qi 'mallory' "$out/body" && fail "forged identity header reached the upstream"
-[[ $(status http://localhost:8080/items/42) == 401 ]] || fail "protected route must be 401"
+[[ $(status http://localhost:$port/items/42) == 401 ]] || fail "protected route must be 401"
 grep -q '"error":"unauthorized"' "$out/body" || fail "401 body"
-[[ $(status -X PATCH http://localhost:8080/items/42) == 405 ]] || fail "405"
-[[ $(status http://localhost:8080/nowhere) == 404 ]] || fail "404"
-[[ $(status --path-as-is 'http://localhost:8080/public/..%2fitems/42') == 400 ]] || fail "400 on encoded slash"
-[[ $(status http://127.0.0.1:9091/readyz) == 200 ]] || fail "readyz"
+[[ $(status -X PATCH http://localhost:$port/items/42) == 405 ]] || fail "405"
+[[ $(status http://localhost:$port/nowhere) == 404 ]] || fail "404"
+[[ $(status --path-as-is "http://localhost:$port/public/..%2fitems/42") == 400 ]] || fail "400 on encoded slash"
+[[ $(status http://127.0.0.1:$admin/readyz) == 200 ]] || fail "readyz"
 
 # The token service: the README's curl session.
-[[ $(status -d grant_type=password -d username=johndoe -d password=secret localhost:8080/token) == 200 ]] || fail "password grant: $(cat "$out/body")"
+[[ $(status -d grant_type=password -d username=johndoe -d password=secret localhost:$port/token) == 200 ]] || fail "password grant: $(cat "$out/body")"
 field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$out/body"; }
 access=$(field access_token) refresh=$(field refresh_token)
 [[ -n $access && -n $refresh ]] || fail "token response: $(cat "$out/body")"
 [[ $(field scope) == items:read ]] || fail "johndoe's scope"
-[[ $(status localhost:8080/items/42 -H "Authorization: Bearer $access" -H 'X-Auth-Subject: mallory') == 200 ]] || fail "token opens /items/42"
+[[ $(status localhost:$port/items/42 -H "Authorization: Bearer $access" -H 'X-Auth-Subject: mallory') == 200 ]] || fail "token opens /items/42"
 grep -q '"x-auth-subject": "johndoe"' "$out/body" || fail "identity injected: $(cat "$out/body")"
 grep -qi 'mallory' "$out/body" && fail "forged identity header reached the upstream"
-[[ $(status -X POST localhost:8080/items/42 -H "Authorization: Bearer $access") == 403 ]] || fail "403 without items:write"
+[[ $(status -X POST localhost:$port/items/42 -H "Authorization: Bearer $access") == 403 ]] || fail "403 without items:write"
 grep -q '"error":"insufficient_scope"' "$out/body" || fail "403 body"
 printf '%s\n' "$access" | "$bin" explain --config "$config" GET /items/42 --token - >"$out/explain" || fail "explain allows: $(cat "$out/explain")"
 grep -q 'ALLOW' "$out/explain" || fail "explain says ALLOW: $(cat "$out/explain")"
-[[ $(status -d grant_type=refresh_token -d "refresh_token=$refresh" localhost:8080/token) == 200 ]] || fail "refresh"
-[[ $(status -d grant_type=refresh_token -d "refresh_token=$refresh" localhost:8080/token) == 400 ]] || fail "refresh token reuse"
-[[ $(status -d "token=$access" localhost:8080/revoke) == 200 ]] || fail "revoke"
-[[ $(status localhost:8080/items/42 -H "Authorization: Bearer $access") == 401 ]] || fail "revoked token"
-[[ $(status localhost:8080/.well-known/jwks.json) == 200 ]] || fail "jwks"
+[[ $(status -d grant_type=refresh_token -d "refresh_token=$refresh" localhost:$port/token) == 200 ]] || fail "refresh"
+[[ $(status -d grant_type=refresh_token -d "refresh_token=$refresh" localhost:$port/token) == 400 ]] || fail "refresh token reuse"
+[[ $(status -d "token=$access" localhost:$port/revoke) == 200 ]] || fail "revoke"
+[[ $(status localhost:$port/items/42 -H "Authorization: Bearer $access") == 401 ]] || fail "revoked token"
+curl -si "localhost:$port/items/42" -H "Authorization: $access" >"$out/malformed"
+grep -q '^HTTP/1.1 400' "$out/malformed" || fail "a token without its scheme is 400: $(cat "$out/malformed")"
+grep -qF 'www-authenticate: Bearer realm="portcullis", error="invalid_request", error_description="the Authorization header has no scheme; expected Bearer <token>"' "$out/malformed" ||
+  fail "the 400 names the problem in WWW-Authenticate: $(cat "$out/malformed")"
+grep -q '"error":"invalid_request"' "$out/malformed" || fail "400 body: $(cat "$out/malformed")"
+[[ $(status localhost:$port/.well-known/jwks.json) == 200 ]] || fail "jwks"
 grep -q '"kty":"EC"' "$out/body" || fail "jwks body"
 # 5/5s is a burst of 5, then one more per second: 8 attempts at once, 3 refused.
 for i in 1 2 3 4 5 6 7 8; do
-  curl -s -o /dev/null -w '%{http_code}\n' -d grant_type=password -d username=alice -d password=guess localhost:8080/token >"$out/attempt$i" &
+  curl -s -o /dev/null -w '%{http_code}\n' -d grant_type=password -d username=alice -d password=guess localhost:$port/token >"$out/attempt$i" &
 done
 wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
 limited=$(cat "$out"/attempt* | grep -c 429 || true)
