@@ -18,6 +18,7 @@
 //! | [`runtime`] | process-lifetime state kept across reloads by configuration: limiters, Redis, JWKS clients, upstream pools, token caches, the store; the background runtime |
 //! | [`server`] | listeners, admin endpoints, graceful shutdown, reload |
 //! | [`metrics`] | Prometheus metrics (`/metrics` on the admin listener): OpenTelemetry HTTP names, bounded labels |
+//! | [`telemetry`] | W3C trace context (continued from trusted peers, else started; propagated upstream) and OTLP/HTTP span export |
 //! | [`tls`] | TLS termination: the listener's rustls configuration, swapped on reload and file change; client certificates |
 //! | [`embed`] | the verification and route policy as a tower layer for axum / tonic services (feature `layer`) |
 //!
@@ -83,6 +84,8 @@ pub mod server;
 pub mod stack;
 #[cfg(feature = "server")]
 pub mod state;
+#[cfg(feature = "server")]
+pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]

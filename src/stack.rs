@@ -7,6 +7,8 @@
 //!   Sensitive      credential headers marked sensitive (tower-http): never shown by
 //!                  Debug, never HPACK-indexed
 //!   RequestId      keep a sane x-request-id or make one; echo it on every answer
+//!   Trace          W3C trace context: continued from a believed traceparent or
+//!                  started; the server span exported over OTLP when configured
 //!   AccessLog      one JSON line when the body has been sent; reads the answer's facts
 //!   Metrics        http_server_request_duration_seconds{http_route,…}, active requests
 //!   InFlight       server.max_in_flight, gateway-wide: one more → 503 + Retry-After
@@ -63,6 +65,7 @@ use crate::layer::preflight::PreflightLayer;
 use crate::layer::rate_limit::RateLimitLayer;
 use crate::layer::request_id::RequestIdLayer;
 use crate::layer::security_headers::SecurityHeadersLayer;
+use crate::layer::trace::TraceLayer;
 use crate::state::Shared;
 
 /// The connection a request arrived on.
@@ -175,6 +178,7 @@ where
         .layer(context)
         .layer(sensitive)
         .layer(RequestIdLayer)
+        .layer(TraceLayer)
         .layer(AccessLogLayer)
         .layer(MetricsLayer)
         .layer(in_flight)

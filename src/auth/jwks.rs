@@ -119,10 +119,7 @@ fn max_age(h: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 impl JwksClient {
     pub fn new(config: IssuerConfig) -> Arc<JwksClient> {
-        // reqwest's rustls needs a process-wide crypto provider; ring is already in
-        // the tree (jsonwebtoken). Installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let http = super::http_client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
             .build()

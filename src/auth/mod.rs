@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod bearer;
 #[cfg(feature = "server")]
 pub mod cache;
+pub mod http_client;
 pub mod jwks;
 pub mod jwt;
 pub mod principal;

@@ -15,7 +15,7 @@ mod users;
 
 pub(crate) use auth::{ApiKeyFile, IdentityFile, IssuerFile, KeyFile, OneOrMany, TokensFile};
 pub(crate) use routes::{CorsFile, HeaderTransformFile, RateLimitFile, RouteFile, UpstreamFile};
-pub(crate) use server::{ServerFile, TlsFile};
+pub(crate) use server::{ServerFile, TelemetryFile, TlsFile};
 pub(crate) use users::{ClientFile, RegistrationFile, UserFile, UsersFile};
 
 fn default_true() -> bool {

@@ -55,6 +55,8 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// `[rate_limits]`: named policies.
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// `[telemetry]`: trace context and span export.
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// `[cors]`: the policy of routes without their own.
     pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
 }

@@ -16,6 +16,7 @@ mod keys;
 mod rate_limits;
 mod routes;
 mod server;
+mod telemetry;
 mod tls;
 mod token_service;
 mod tokens;
@@ -44,7 +45,7 @@ use server::server;
 use tokens::{tokens, OwnKeys};
 use upstreams::upstreams;
 
-const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits, cors";
+const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits, cors, telemetry";
 
 /// Collects issues while validating, and the sections that could not be read at all
 /// (already reported: checks that depend on them stay silent instead of cascading).
@@ -173,6 +174,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut issuer_files: Vec<Option<IssuerFile>> = Vec::new();
     let mut rate_limit_table: Option<toml::Value> = None;
     let mut cors_file: Option<super::file::CorsFile> = None;
+    let mut telemetry_file: Option<super::file::TelemetryFile> = None;
     let mut service_files = token_service::Files {
         users: None,
         clients: Vec::new(),
@@ -190,6 +192,10 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "clients" => service_files.clients = issues.array("clients", value),
             "rate_limits" => rate_limit_table = Some(value),
             "cors" => cors_file = issues.section::<super::file::CorsFile>("cors".into(), value),
+            "telemetry" => {
+                telemetry_file =
+                    issues.section::<super::file::TelemetryFile>("telemetry".into(), value)
+            }
             "registration" => {
                 service_files.registration = issues.section("registration".into(), value)
             }
@@ -268,6 +274,9 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         rate_limits.add_login_defaults(svc.login_defaults);
     }
     let cors_policy = cors_file.and_then(|c| cors(&mut issues, "cors", &c));
+    let telemetry = telemetry_file
+        .map(|t| telemetry::telemetry(&mut issues, t))
+        .unwrap_or_default();
 
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
@@ -283,6 +292,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             issuers,
             rate_limits,
             cors: cors_policy,
+            telemetry,
         }),
         _ => Err(fail(issues)),
     }

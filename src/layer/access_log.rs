@@ -33,6 +33,7 @@ pub struct Pending {
     client_ip: IpAddr,
     method: Method,
     query: Option<String>,
+    trace_id: Option<[u8; 16]>,
 }
 
 impl<S, B> Service<Request<B>> for AccessLog<S>
@@ -71,6 +72,10 @@ where
                     client_ip: c.client_ip,
                     method: req.method().clone(),
                     query,
+                    trace_id: req
+                        .extensions()
+                        .get::<crate::telemetry::TraceContext>()
+                        .map(|t| t.trace_id),
                 })
             });
         ResponseFuture {
@@ -141,6 +146,7 @@ where
             method: p.method.as_str().to_string(),
             status: resp.status().as_u16(),
             started: p.started,
+            trace_id: p.trace_id,
         };
         let (parts, body) = resp.into_parts();
         Poll::Ready(Ok(Response::from_parts(
@@ -166,6 +172,7 @@ mod tests {
             client_ip: [192, 0, 2, 7].into(),
             method: Method::GET,
             query: None,
+            trace_id: None,
         };
         let mut resp = Response::new(Body::Empty);
         let ext = resp.extensions_mut();

@@ -98,7 +98,8 @@ where
         let facts = self.layer.record
             || snap.config.server.access_log
             || snap.cors_anywhere
-            || snap.metrics;
+            || snap.metrics
+            || snap.exporter.is_some();
         req.extensions_mut().insert(Ctx {
             facts,
             snap,

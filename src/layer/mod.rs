@@ -61,6 +61,7 @@ pub mod preflight;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;
+pub mod trace;
 
 #[cfg(test)]
 pub(crate) mod testing;

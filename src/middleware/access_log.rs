@@ -157,6 +157,8 @@ pub struct Line {
     pub status: u16,
     pub started: Instant,
     pub info: Fields,
+    /// The request's W3C trace id, when tracing is on.
+    pub trace_id: Option<[u8; 16]>,
 }
 
 impl Line {
@@ -173,6 +175,9 @@ impl Line {
             );
             out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"portcullis::access\"");
             push_str(&mut out, "request_id", &self.request_id);
+            if let Some(t) = &self.trace_id {
+                push_str(&mut out, "trace_id", &crate::telemetry::hex(t));
+            }
             push_str(&mut out, "client_ip", &self.client_ip);
             push_str(&mut out, "method", &self.method);
             push_str(&mut out, "path", i.path.as_deref().unwrap_or(""));
@@ -194,6 +199,7 @@ impl Line {
         tracing::info!(
             target: "portcullis::access",
             request_id = self.request_id.as_str(),
+            trace_id = self.trace_id.map(|t| crate::telemetry::hex(&t)).unwrap_or_default(),
             client_ip = self.client_ip.as_str(),
             method = self.method.as_str(),
             path = i.path.as_deref().unwrap_or(""),

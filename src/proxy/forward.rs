@@ -128,6 +128,10 @@ pub async fn forward(
     if let Some(v) = upstream_host {
         h.insert(HOST, v);
     }
+    // The gateway's span is the upstream's parent (W3C Trace Context).
+    if let Some(t) = parts.extensions.get::<crate::telemetry::TraceContext>() {
+        t.propagate(h);
+    }
     // `100 Continue` was the gateway's to send (hyper sends it when the body is first
     // read); the upstream gets the body without having to answer an expectation.
     h.remove(EXPECT);

@@ -10,6 +10,8 @@ use crate::auth::jwks::{IssuerConfig, JwksClient};
 use crate::config::{Config, Upstream, UpstreamTarget};
 use crate::proxy::pool::{Pool, PoolSettings};
 use crate::ratelimit::{Policies, Policy, PolicySpec, RedisBackend, RedisSpec};
+use crate::telemetry::export::Exporter;
+use crate::telemetry::TelemetryConfig;
 use crate::token::TokenRuntime;
 
 use super::keyed::Keyed;
@@ -77,6 +79,8 @@ pub(super) struct Generation {
     issuers: Keyed<IssuerConfig, Arc<JwksClient>>,
     pools: Keyed<PoolSpec, Arc<[Arc<Pool>]>>,
     token_caches: Option<Arc<[TokenCache]>>,
+    /// The OTLP exporter, kept while `[telemetry]` is unchanged.
+    exporter: Option<(TelemetryConfig, Arc<Exporter>)>,
 }
 
 /// Whether two configurations verify tokens alike (then cached principals may stay).
@@ -190,7 +194,15 @@ pub(super) fn build(
         token_caches_kept = keep_caches,
         "runtime parts for the configuration"
     );
+    let exporter = match (&current.exporter, bg) {
+        (Some((spec, e)), _) if *spec == config.telemetry => Some((spec.clone(), e.clone())),
+        (_, Some(bg)) => {
+            Exporter::start(&config.telemetry, bg).map(|e| (config.telemetry.clone(), e))
+        }
+        (_, None) => None,
+    };
     let next = Generation {
+        exporter: exporter.clone(),
         config: Some(config.clone()),
         redis: redis.finish(),
         policies: policies.finish(),
@@ -204,6 +216,7 @@ pub(super) fn build(
         issuers: clients,
         token_runtime,
         rate_limits: Policies(live),
+        exporter: exporter.map(|(_, e)| e),
     };
     (next, parts)
 }

@@ -33,6 +33,7 @@ pub(crate) struct Parts {
     pub issuers: Vec<Arc<JwksClient>>,
     pub token_runtime: Option<Arc<TokenRuntime>>,
     pub rate_limits: Policies,
+    pub exporter: Option<Arc<crate::telemetry::export::Exporter>>,
 }
 
 /// One configuration and the runtime parts it uses.
@@ -59,6 +60,8 @@ pub struct Snapshot {
     /// Whether requests are measured (`crate::metrics`): there is an admin listener
     /// to serve `/metrics` from.
     pub metrics: bool,
+    /// The OTLP span exporter (`[telemetry] otlp_endpoint`).
+    pub exporter: Option<Arc<crate::telemetry::export::Exporter>>,
     /// Each route's name as a metrics label, by route index.
     pub route_labels: Vec<Arc<str>>,
     /// Each route's upstream name as a metrics label, by route index.
@@ -85,6 +88,7 @@ impl Snapshot {
             .collect();
         let metrics = config.server.admin_listen.is_some();
         Snapshot {
+            exporter: parts.exporter,
             metrics,
             route_labels,
             upstream_labels,

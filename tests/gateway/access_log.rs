@@ -131,6 +131,18 @@ async fn access_lines_have_every_field_and_no_secret() {
         .as_u64()
         .is_some_and(|d| d > 0 && d <= allowed["duration_us"].as_u64().unwrap_or(0)));
     assert!(allowed["timestamp"].as_str().is_some());
+    // The line's trace id is the one the upstream was given (W3C traceparent).
+    let traceparent = up
+        .seen()
+        .iter()
+        .find(|r| r.target.starts_with("/items/7"))
+        .and_then(|r| r.headers.get("traceparent").cloned())
+        .expect("the upstream got a traceparent");
+    let trace_id = &traceparent.to_str().expect("ascii")[3..35];
+    assert_eq!(allowed["trace_id"], trace_id, "{allowed}");
+    assert!(lines.iter().all(|l| l["trace_id"]
+        .as_str()
+        .is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))));
     let unauth = find(&|l| l["status"] == 401);
     assert_eq!(unauth["reason"], "no_token");
     let denied = find(&|l| l["status"] == 403);

@@ -27,6 +27,7 @@ mod support;
 mod tls;
 mod token;
 mod token_grants;
+mod tracing;
 mod transforms;
 mod upstream_tls;
 mod websocket;

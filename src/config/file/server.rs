@@ -143,6 +143,31 @@ fn default_h2_streams() -> u32 {
     100
 }
 
+/// `[telemetry]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelemetryFile {
+    /// Whose `traceparent` is continued: "trusted" (default), "any" or "off".
+    #[serde(default = "default_traceparent")]
+    pub traceparent: String,
+    /// OTLP/HTTP traces endpoint, e.g. "http://127.0.0.1:4318/v1/traces".
+    pub otlp_endpoint: Option<String>,
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+}
+
+fn default_traceparent() -> String {
+    "trusted".into()
+}
+fn default_service_name() -> String {
+    "portcullis".into()
+}
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
 /// `[server.tls]` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

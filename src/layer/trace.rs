@@ -1,0 +1,123 @@
+//! The request's trace (`crate::telemetry`): continued from a believed
+//! `traceparent` or started, as the [`TraceContext`] request extension that the
+//! access log (`trace_id`) and the forward step (`traceparent` to the upstream) read;
+//! with an OTLP exporter, the answer closes the gateway's server span. Sits above the
+//! access log, so every line, denials included, has its trace id.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
+
+use http::{Request, Response};
+use tower::Service;
+
+use super::facts::{Ctx, Target};
+use super::metrics::route_label;
+use crate::metrics::method_label;
+use crate::proxy::headers;
+use crate::state::Snapshot;
+use crate::telemetry::export::Span;
+use crate::telemetry::{Accept, TraceContext};
+
+unit_layer!(TraceLayer => Trace);
+
+/// What the exported span needs from the request.
+#[derive(Debug)]
+pub struct Pending {
+    snap: Arc<Snapshot>,
+    trace: TraceContext,
+    start: SystemTime,
+    method: &'static str,
+}
+
+impl<S, B, R> Service<Request<B>> for Trace<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    forward_ready!();
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let Some(c) = req.extensions().get::<Ctx>() else {
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                pending: None,
+            };
+        };
+        let telemetry = &c.snap.config.telemetry;
+        let believed = match telemetry.accept {
+            Accept::Off => {
+                return ResponseFuture {
+                    inner: self.inner.call(req),
+                    pending: None,
+                }
+            }
+            Accept::Any => true,
+            Accept::Trusted => {
+                headers::is_trusted(c.peer.addr.ip(), &c.snap.config.server.trusted_proxies)
+            }
+        };
+        let trace = TraceContext::of(req.headers(), believed, telemetry.sample_ratio);
+        let pending = (trace.sampled && c.snap.exporter.is_some()).then(|| {
+            Box::new(Pending {
+                snap: c.snap.clone(),
+                trace: trace.clone(),
+                start: SystemTime::now(),
+                method: method_label(req.method()),
+            })
+        });
+        req.extensions_mut().insert(trace);
+        ResponseFuture {
+            inner: self.inner.call(req),
+            pending,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Box<Pending>>,
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = ready!(this.inner.poll(cx));
+        if let (Ok(resp), Some(p)) = (&out, this.pending.take()) {
+            if let Some(exporter) = &p.snap.exporter {
+                let route = route_label(&p.snap, resp.extensions().get::<Target>().copied());
+                let route = route.to_string();
+                let name = if route.is_empty() {
+                    p.method.to_string()
+                } else {
+                    format!("{} {route}", p.method)
+                };
+                exporter.record(Span {
+                    trace_id: p.trace.trace_id,
+                    span_id: p.trace.span_id,
+                    parent: p.trace.parent,
+                    name,
+                    start: p.start,
+                    end: SystemTime::now(),
+                    method: p.method,
+                    route,
+                    status: resp.status().as_u16(),
+                });
+            }
+        }
+        Poll::Ready(out)
+    }
+}
