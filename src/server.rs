@@ -80,10 +80,24 @@ impl Gateway {
     /// upstream connection pools. A request lives and dies on one thread.
     pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Gateway> {
         let workers = workers.max(1);
-        let first = bind(config.server.listen, workers > 1)?;
+        let listen = config.server.listen;
+        let named = |what: &'static str, addr: SocketAddr| {
+            move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
+        };
+        // SO_REUSEPORT would let this process share a port another one (an earlier
+        // gateway still running) listens on, silently splitting its connections:
+        // a plain bind first refuses to start instead.
+        if workers > 1 && listen.port() != 0 {
+            drop(bind(listen, false).map_err(named("server.listen", listen))?);
+        }
+        let first = bind(listen, workers > 1).map_err(named("server.listen", listen))?;
         let addr = first.local_addr()?;
         let admin_listener = match config.server.admin_listen {
-            Some(a) => Some(TcpListener::bind(a).await?),
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(named("server.admin_listen", a))?,
+            ),
             None => None,
         };
         let admin_addr = admin_listener
@@ -91,7 +105,11 @@ impl Gateway {
             .map(TcpListener::local_addr)
             .transpose()?;
         let redirect = match config.server.tls.as_ref().and_then(|t| t.redirect_listen) {
-            Some(a) => Some(TcpListener::bind(a).await?),
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(named("server.tls.redirect_listen", a))?,
+            ),
             None => None,
         };
         let tls = match &config.server.tls {

@@ -82,7 +82,7 @@ thread_local! {
 }
 
 /// The writer's queue holds this many batches: `server.access_log_buffer` bytes
-/// (each batch is at most [`BATCH_BYTES`] plus one line).
+/// (each batch is at most 32 KiB plus one line).
 pub fn queue_batches(buffer_bytes: u64) -> usize {
     usize::try_from(buffer_bytes / BATCH_BYTES as u64)
         .unwrap_or(usize::MAX)

@@ -172,3 +172,26 @@ async fn one_request_past_the_in_flight_cap_is_shed() {
     assert_eq!(get(gw.addr, "/three", &[]).await.status, 200);
     gw.shutdown().await;
 }
+
+/// Several workers share a port through SO_REUSEPORT, which would also let a second
+/// gateway (an old one still running) take half of the first one's connections
+/// silently: the second refuses to start and names the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_a_taken_port_refuses_to_start() {
+    let port = closed_port().await.port();
+    let toml = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[[upstreams]]\nname = \"e\"\necho = true\n[[routes]]\npath = \"/**\"\nupstream = \"e\"\nauth = \"none\"\n");
+    let text =
+        |t: &str| portcullis::config::parse_str(t, std::path::Path::new("t.toml")).expect("config");
+    let first = portcullis::Gateway::start_workers(text(&toml), 2)
+        .await
+        .expect("first");
+    let second = portcullis::Gateway::start_workers(text(&toml), 2).await;
+    let e = second.expect_err("the port is taken");
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(
+        e.to_string()
+            .contains(&format!("server.listen 127.0.0.1:{port}")),
+        "{e}"
+    );
+    first.shutdown().await;
+}

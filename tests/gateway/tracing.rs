@@ -150,7 +150,7 @@ async fn a_trusted_traceparent_is_continued_and_exported_over_otlp() {
     assert_eq!(attr("http.route")["stringValue"], "traced");
     assert_eq!(attr("http.request.method")["stringValue"], "GET");
     assert_eq!(attr("http.response.status_code")["intValue"], "200");
-    let resource = &got.lock().expect("lock")[0].1["resourceSpans"][0]["resource"];
+    let resource = got.lock().expect("lock")[0].1["resourceSpans"][0]["resource"].clone();
     assert_eq!(resource["attributes"][0]["value"]["stringValue"], "edge-gw");
     gw.shutdown().await;
 }
