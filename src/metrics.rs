@@ -374,7 +374,7 @@ mod tests {
             .observe(0.002);
         let text = m.encode();
         assert!(text.contains("# TYPE http_server_request_duration_seconds histogram"));
-        assert!(text.contains("http_server_request_duration_seconds_bucket{http_route=\"unit-test\",http_request_method=\"GET\",http_response_status_code=\"200\",le=\"0.0025\"} 1"), "{text}");
+        assert!(text.contains("http_server_request_duration_seconds_bucket{le=\"0.0025\",http_route=\"unit-test\",http_request_method=\"GET\",http_response_status_code=\"200\"} 1"), "{text}");
         assert!(text.contains("# TYPE portcullis_config_reloads counter"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -41,6 +41,7 @@ status() { curl -s -o "$out/body" -w '%{http_code}' "$@"; }
 [[ $(status "http://localhost:$port/public/hello?name=world" -H 'X-Auth-Subject: mallory') == 200 ]] || fail "public route"
 grep -q '"path": "/public/hello"' "$out/body" || fail "echo shows the path: $(cat "$out/body")"
 grep -q '"x-forwarded-for": "127.0.0.1"' "$out/body" || fail "echo shows X-Forwarded-For"
+grep -Eq '"traceparent": "00-[0-9a-f]{32}-[0-9a-f]{16}-01"' "$out/body" || fail "echo shows the traceparent: $(cat "$out/body")"
 grep -qi 'mallory' "$out/body" && fail "forged identity header reached the upstream"
 [[ $(status http://localhost:$port/items/42) == 401 ]] || fail "protected route must be 401"
 grep -q '"error":"unauthorized"' "$out/body" || fail "401 body"
@@ -48,6 +49,9 @@ grep -q '"error":"unauthorized"' "$out/body" || fail "401 body"
 [[ $(status http://localhost:$port/nowhere) == 404 ]] || fail "404"
 [[ $(status --path-as-is "http://localhost:$port/public/..%2fitems/42") == 400 ]] || fail "400 on encoded slash"
 [[ $(status http://127.0.0.1:$admin/readyz) == 200 ]] || fail "readyz"
+[[ $(status http://127.0.0.1:$admin/metrics) == 200 ]] || fail "metrics"
+grep -q '^http_server_request_duration_seconds_count{http_route="public",http_request_method="GET",http_response_status_code="200"} 1$' "$out/body" ||
+  fail "metrics show the public request: $(grep http_server_request_duration_seconds_count "$out/body")"
 
 # The token service: the README's curl session.
 [[ $(status -d grant_type=password -d username=johndoe -d password=secret localhost:$port/token) == 200 ]] || fail "password grant: $(cat "$out/body")"
