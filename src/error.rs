@@ -92,6 +92,9 @@ pub enum GatewayError {
     /// The token service is configured but its store is not open (restart needed).
     #[error("token service unavailable")]
     TokenServiceDown,
+    /// The route requires a verified TLS client certificate (with one of its SANs).
+    #[error("client certificate refused: {0}")]
+    ClientCertRefused(&'static str),
     /// `server.max_in_flight` requests are being handled: shed at the entry.
     #[error("overloaded")]
     Overloaded,
@@ -136,6 +139,7 @@ pub enum Reason {
     ServerError,
     TokenRequestRefused,
     Overloaded,
+    ClientCertificate,
 }
 
 impl Reason {
@@ -173,6 +177,7 @@ impl Reason {
             ServerError => "server_error",
             TokenRequestRefused => "token_request_refused",
             Overloaded => "overloaded",
+            ClientCertificate => "client_certificate",
         }
     }
 }
@@ -296,6 +301,11 @@ impl GatewayError {
                 "gateway_timeout",
                 "the request took longer than the gateway allows".into(),
             ),
+            ClientCertRefused(why) => (
+                StatusCode::FORBIDDEN,
+                "client_certificate_required",
+                (*why).to_string(),
+            ),
             Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -345,6 +355,7 @@ impl GatewayError {
                 _ => Reason::TokenRequestRefused,
             },
             Overloaded => Reason::Overloaded,
+            ClientCertRefused(_) => Reason::ClientCertificate,
             Internal => Reason::Panic,
         }
     }
@@ -450,6 +461,7 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout
             | GatewayError::UpstreamFailed
             | GatewayError::RequestTimeout
+            | GatewayError::ClientCertRefused(_)
             | GatewayError::Internal => {}
         }
         resp

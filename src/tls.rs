@@ -252,25 +252,106 @@ impl TlsState {
 }
 
 /// What a TLS connection tells the request pipeline about its client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TlsPeer {
-    /// SHA-256 of the verified client certificate (DER), base64url without padding:
-    /// RFC 8705's `x5t#S256`.
-    pub client_cert_sha256: Option<HeaderValue>,
+    /// The verified client certificate, if the client presented one.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate that chained to `client_ca` (rustls verified it in the
+/// handshake; nothing here is read before that).
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    /// SHA-256 of the certificate (DER), base64url without padding: RFC 8705's
+    /// `x5t#S256`.
+    pub sha256: HeaderValue,
+    /// The subject as an RFC 4514-style string (`CN=alice,O=Example`), when it is
+    /// printable ASCII.
+    pub subject: Option<HeaderValue>,
+    /// Subject alternative names, typed: `DNS:…`, `URI:…`, `email:…`, `IP:…` (names
+    /// with a space, comma or non-ASCII byte are left out).
+    pub sans: Vec<String>,
+}
+
+impl ClientCert {
+    /// The SANs as one header value, space-separated.
+    pub fn sans_header(&self) -> Option<HeaderValue> {
+        if self.sans.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&self.sans.join(" ")).ok()
+    }
+}
+
+/// The subject and SANs of a certificate (DER).
+fn parse_cert(der: &[u8]) -> Option<(Option<HeaderValue>, Vec<String>)> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert
+        .subject()
+        .to_string_with_registry(x509_parser::objects::oid_registry())
+        .ok()
+        .map(|s| s.replace(", ", ","))
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        .and_then(|s| HeaderValue::from_str(&s).ok());
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            let typed = match name {
+                GeneralName::DNSName(d) => format!("DNS:{d}"),
+                GeneralName::URI(u) => format!("URI:{u}"),
+                GeneralName::RFC822Name(e) => format!("email:{e}"),
+                GeneralName::IPAddress(ip) => match <[u8; 4]>::try_from(*ip) {
+                    Ok(v4) => format!("IP:{}", std::net::Ipv4Addr::from(v4)),
+                    Err(_) => match <[u8; 16]>::try_from(*ip) {
+                        Ok(v6) => format!("IP:{}", std::net::Ipv6Addr::from(v6)),
+                        Err(_) => continue,
+                    },
+                },
+                _ => continue,
+            };
+            if typed
+                .bytes()
+                .all(|b| (0x21..0x7f).contains(&b) && b != b',')
+            {
+                sans.push(typed);
+            }
+        }
+    }
+    Some((subject, sans))
 }
 
 impl TlsPeer {
     /// Reads the connection's verified client certificate, if any.
     pub fn of(conn: &rustls::ServerConnection) -> TlsPeer {
         use base64::Engine as _;
-        let client_cert_sha256 =
-            conn.peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|leaf| {
-                    let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
-                    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-                    HeaderValue::from_str(&text).ok()
-                });
-        TlsPeer { client_cert_sha256 }
+        let client_cert = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|leaf| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+                let sha256 = HeaderValue::from_str(&text).ok()?;
+                let (subject, sans) = parse_cert(leaf.as_ref()).unwrap_or((None, Vec::new()));
+                Some(ClientCert {
+                    sha256,
+                    subject,
+                    sans,
+                })
+            });
+        TlsPeer { client_cert }
+    }
+
+    /// Whether the client certificate satisfies a route's `client_cert` rule: any
+    /// verified one, or one with a listed SAN.
+    pub fn allows(peer: Option<&TlsPeer>, sans: &[String]) -> Result<(), &'static str> {
+        let Some(cert) = peer.and_then(|p| p.client_cert.as_ref()) else {
+            return Err("this route requires a TLS client certificate");
+        };
+        if sans.is_empty() || cert.sans.iter().any(|s| sans.contains(s)) {
+            Ok(())
+        } else {
+            Err("the TLS client certificate is not one this route accepts")
+        }
     }
 }

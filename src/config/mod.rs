@@ -243,6 +243,9 @@ pub struct Route {
     pub cors: Option<Arc<crate::middleware::cors::CorsPolicy>>,
     /// Lower-case protocol names a client may `Upgrade` to here (never `h2c`).
     pub upgrades: Vec<String>,
+    /// A verified TLS client certificate is required (with one of these SANs, when
+    /// not empty).
+    pub client_cert: Option<Vec<String>>,
 }
 
 impl Routable for Route {
@@ -313,6 +316,7 @@ impl Route {
             roles: v(roles),
             pass_authorization: false,
             upgrades: vec!["websocket".into()],
+            client_cert: None,
             rate_limit: None,
             request_headers: None,
             response_headers: None,

@@ -269,6 +269,19 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         api_key_header.as_deref().unwrap_or("x-api-key"),
     );
 
+    let asks_certs = server
+        .as_ref()
+        .and_then(|s| s.tls.as_ref())
+        .is_some_and(|t| t.client_auth != crate::tls::ClientAuth::Off);
+    for (i, r) in routes.iter().enumerate() {
+        if r.client_cert.is_some() && !asks_certs {
+            issues.add(
+                format!("routes[{i}].client_cert"),
+                "requires a client certificate, but the listener never asks for one",
+                "set server.tls.client_ca (and client_auth = \"optional\" or \"required\")",
+            );
+        }
+    }
     let mut rate_limits = rate_limits(&mut issues, rate_limit_table, &route_files);
     if let Some(svc) = &token_service {
         rate_limits.add_login_defaults(svc.login_defaults);

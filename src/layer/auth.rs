@@ -219,6 +219,15 @@ where
             Ok(r) => r,
             Err(e) => return now(Early::refused(e)),
         };
+        // A connection-level requirement: checked before any credential.
+        if let Some(sans) = &route.client_cert {
+            let tls = ctx(&req).ok().and_then(|c| c.peer.tls.as_ref());
+            if let Err(why) = crate::tls::TlsPeer::allows(tls, sans) {
+                let e = GatewayError::ClientCertRefused(why);
+                decided(Some(&e), false);
+                return now(Early::refused(e));
+            }
+        }
         let found = match &self.assumed {
             Some(p) if route.auth != AuthMode::None => Ok(Credential::Verified(p.clone())),
             _ => credential(&snap, worker, route, req.headers()),

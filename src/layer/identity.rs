@@ -26,11 +26,7 @@ unit_layer!(IdentityLayer => Identity);
 fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
     let c = ctx(req)?;
     let snap = c.snap.clone();
-    let client_cert = c
-        .peer
-        .tls
-        .as_ref()
-        .and_then(|t| t.client_cert_sha256.clone());
+    let client_cert = c.peer.tls.as_ref().and_then(|t| t.client_cert.clone());
     let config = &snap.config;
     let route = match req.extensions().get::<Target>() {
         Some(Target::Route(i)) => config.router.routes().get(*i),
@@ -47,8 +43,15 @@ fn rewrite<B>(req: &mut Request<B>) -> Result<(), GatewayError> {
         snap.identity
             .inject(h, &p, &effective, &config.claim_headers);
     }
-    if let Some(thumbprint) = client_cert {
-        h.insert(snap.identity.client_cert.clone(), thumbprint);
+    if let Some(cert) = client_cert {
+        let id = &snap.identity;
+        if let Some(san) = cert.sans_header() {
+            h.insert(id.client_cert_san.clone(), san);
+        }
+        if let Some(subject) = cert.subject {
+            h.insert(id.client_cert_subject.clone(), subject);
+        }
+        h.insert(id.client_cert.clone(), cert.sha256);
     }
     if !route.pass_authorization {
         h.remove(AUTHORIZATION);

@@ -4,8 +4,9 @@
 //! hygiene stage before routing; this stage runs after authorization and adds the
 //! verified identity: `<prefix>subject`, `<prefix>scopes` (effective scopes, space
 //! separated), `<prefix>roles` (space separated), `<prefix>client-id`,
-//! `<prefix>issuer`, `<prefix>client-cert-sha256` (the verified TLS client
-//! certificate's thumbprint, on any route, public ones too), plus any `[identity] claim_headers` mapping (those header names
+//! `<prefix>issuer`, `<prefix>client-cert-sha256`, `-subject` and `-san` (the
+//! verified TLS client certificate's thumbprint, subject and alternative names, on
+//! any route, public ones too), plus any `[identity] claim_headers` mapping (those header names
 //! are reserved too: client copies are removed like the prefix's). Values that could
 //! not be carried safely in a header are left out.
 
@@ -24,9 +25,12 @@ pub struct IdentityHeaders {
     roles: HeaderName,
     client_id: HeaderName,
     issuer: HeaderName,
-    /// `<prefix>client-cert-sha256`: the verified TLS client certificate's
-    /// thumbprint (RFC 8705 `x5t#S256`), on every route.
+    /// `<prefix>client-cert-sha256`, `-subject` and `-san`: the verified TLS client
+    /// certificate's thumbprint (RFC 8705 `x5t#S256`), subject and subject
+    /// alternative names, on every route.
     pub client_cert: HeaderName,
+    pub client_cert_subject: HeaderName,
+    pub client_cert_san: HeaderName,
 }
 
 impl IdentityHeaders {
@@ -43,6 +47,8 @@ impl IdentityHeaders {
             client_id: name("client-id"),
             issuer: name("issuer"),
             client_cert: name("client-cert-sha256"),
+            client_cert_subject: name("client-cert-subject"),
+            client_cert_san: name("client-cert-san"),
         }
     }
 

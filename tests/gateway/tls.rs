@@ -411,6 +411,14 @@ async fn client_certificates_required_optional_missing_and_forged() {
             vec![thumbprint.as_str()],
             "{mode}: the verified thumbprint, never the client's copy"
         );
+        assert_eq!(
+            seen[before].header("x-auth-client-cert-subject"),
+            Some("CN=alice")
+        );
+        assert_eq!(
+            seen[before].header("x-auth-client-cert-san"),
+            Some("email:someone@example.com")
+        );
         let mallory = tls_get(
             gw.addr,
             client(&pki, "ca", Some("mallory")),
@@ -555,4 +563,72 @@ fn unusable_tls_files_are_refused_with_the_key_and_fix() {
         pki.p("b.key")
     ));
     assert!(!e.contains(body), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_can_require_a_client_certificate_and_its_san() {
+    let pki = Pki::new();
+    pki.ca("ca");
+    pki.ca("clients");
+    pki.leaf("server", "ca", KeyKind::EcSec1, true);
+    pki.leaf("alice", "clients", KeyKind::EcSec1, false);
+    let up = RawUpstream::start(Answer::Ok).await;
+    let toml = format!(
+        "[server]\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\nclient_auth = \"optional\"\n\
+         [[upstreams]]\nname = \"up\"\nurl = \"http://{{UP}}\"\n\
+         [[routes]]\nname = \"any-cert\"\npath = \"/machines/**\"\nupstream = \"up\"\nauth = \"none\"\nclient_cert = \"required\"\n\
+         [[routes]]\nname = \"alice-only\"\npath = \"/alice/**\"\nupstream = \"up\"\nauth = \"none\"\nclient_cert_sans = [\"email:someone@example.com\"]\n\
+         [[routes]]\nname = \"bob-only\"\npath = \"/bob/**\"\nupstream = \"up\"\nauth = \"none\"\nclient_cert_sans = [\"URI:spiffe://example.org/bob\"]\n",
+        pki.p("server.pem"),
+        pki.p("server.key"),
+        pki.p("clients.pem"),
+    );
+    let gw = gateway(&toml, Some(up.addr)).await;
+    let (alice, nobody) = (client(&pki, "ca", Some("alice")), client(&pki, "ca", None));
+    let status = |r: Result<(u16, Vec<u8>), String>| r.map(|r| r.0);
+    assert_eq!(
+        status(tls_get(gw.addr, nobody.clone(), "/machines/1", &[]).await),
+        Ok(403)
+    );
+    assert_eq!(
+        status(tls_get(gw.addr, alice.clone(), "/machines/1", &[]).await),
+        Ok(200)
+    );
+    assert_eq!(
+        status(tls_get(gw.addr, alice.clone(), "/alice/1", &[]).await),
+        Ok(200)
+    );
+    assert_eq!(
+        status(tls_get(gw.addr, alice.clone(), "/bob/1", &[]).await),
+        Ok(403)
+    );
+    assert_eq!(
+        status(tls_get(gw.addr, nobody, "/alice/1", &[]).await),
+        Ok(403)
+    );
+    let targets: Vec<String> = up
+        .requests()
+        .iter()
+        .map(|r| r.target().to_string())
+        .collect();
+    assert_eq!(
+        targets,
+        vec!["/machines/1", "/alice/1"],
+        "refused requests never reach the upstream"
+    );
+    gw.shutdown().await;
+
+    // A route that needs a certificate behind a listener that never asks for one.
+    let plain = toml
+        .replace("client_ca", "# client_ca")
+        .replace("client_auth", "# client_auth");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        plain
+            .trim_start_matches("[server]\n")
+            .replace("{UP}", "127.0.0.1:9")
+    );
+    let e =
+        portcullis::config::parse_str(&text, std::path::Path::new("t.toml")).expect_err("refused");
+    assert!(e.to_string().contains("routes[0].client_cert"), "{e}");
 }

@@ -87,6 +87,12 @@ pub(crate) struct RouteFile {
     /// Protocols a client may upgrade to on this route (`Upgrade`); h2c never.
     #[serde(default = "default_upgrades")]
     pub upgrades: Vec<String>,
+    /// "required": only clients with a verified TLS client certificate.
+    pub client_cert: Option<String>,
+    /// The certificate must carry one of these subject alternative names
+    /// (`"DNS:…"`, `"URI:…"`, `"email:…"`, `"IP:…"`); implies `client_cert`.
+    #[serde(default)]
+    pub client_cert_sans: Vec<String>,
 }
 
 /// `request_headers` / `response_headers` of a route.

@@ -46,6 +46,42 @@ fn upgrades(issues: &mut Issues, key: &str, names: &[String]) -> Vec<String> {
     out
 }
 
+/// A route's `client_cert` / `client_cert_sans`: `Some(sans)` when a verified client
+/// certificate is required (whether the listener asks for one is checked with
+/// `[server.tls]`, in `validate.rs`).
+fn client_cert(
+    issues: &mut Issues,
+    key: &dyn Fn(&str) -> String,
+    r: &RouteFile,
+) -> Option<Vec<String>> {
+    let required = match r.client_cert.as_deref() {
+        None | Some("none") => !r.client_cert_sans.is_empty(),
+        Some("required") => true,
+        Some(other) => {
+            issues.add(
+                key("client_cert"),
+                format!("\"{other}\" is not a choice"),
+                "use \"required\" (or leave it out)",
+            );
+            return None;
+        }
+    };
+    for (i, san) in r.client_cert_sans.iter().enumerate() {
+        let typed = ["DNS:", "URI:", "email:", "IP:"].iter().any(|p| {
+            san.strip_prefix(p)
+                .is_some_and(|v| !v.is_empty() && !v.contains([' ', ',']))
+        });
+        if !typed {
+            issues.add(
+                key(&format!("client_cert_sans[{i}]")),
+                format!("\"{san}\" is not a typed name"),
+                "write e.g. \"URI:spiffe://example.org/billing\", \"DNS:svc.internal\", \"email:ops@example.com\" or \"IP:10.0.0.7\"",
+            );
+        }
+    }
+    required.then(|| r.client_cert_sans.clone())
+}
+
 pub(super) fn routes(
     issues: &mut Issues,
     files: &[Option<RouteFile>],
@@ -205,6 +241,7 @@ pub(super) fn routes(
                     roles: r.roles.clone(),
                     pass_authorization: r.pass_authorization,
                     upgrades: upgrades(issues, &key("upgrades"), &r.upgrades),
+                    client_cert: client_cert(issues, &key, r),
                     rate_limit: r.rate_limit.clone(),
                     request_headers: transform(
                         issues,
