@@ -144,7 +144,9 @@ pub async fn forward(
     let out = Request::from_parts(parts, body);
 
     let Some(pool) = pool else {
-        return echo::respond(out, &upstream.name, &progress.exceeded).await;
+        // Boxed: the echo service's future would otherwise sit inline in every
+        // forward, to a real upstream too.
+        return Box::pin(echo::respond(out, &upstream.name, &progress.exceeded)).await;
     };
     // The response timeout runs from the moment the upstream has the whole request (a
     // slow upload is bounded by the request deadline instead); an early answer wins.

@@ -147,6 +147,19 @@ impl Pool {
         }
     }
 
+    /// At the cap: a slot freed (`Some`), or a connection put back (`None`), within
+    /// the deadline.
+    async fn wait_for_slot(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, SendError> {
+        tokio::select! {
+            () = self.returned.notified() => Ok(None),
+            slot = self.slots.clone().acquire_owned() => slot.map(Some).map_err(|_| SendError::PoolFull),
+            () = tokio::time::sleep_until(deadline) => Err(SendError::PoolFull),
+        }
+    }
+
     /// A connection for one request: the shared HTTP/2 one, an idle HTTP/1.1 one, a
     /// new one while under `max_connections`, or the first of those to free up within
     /// `pool_wait_timeout`. `upgrade`: only HTTP/1.1 will do.
@@ -163,16 +176,15 @@ impl Pool {
             }
             let slot = match self.slots.clone().try_acquire_owned() {
                 Ok(slot) => slot,
-                Err(_) => tokio::select! {
-                    () = self.returned.notified() => continue,
-                    slot = self.slots.clone().acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => return Err(SendError::PoolFull),
-                    },
-                    () = tokio::time::sleep_until(deadline) => return Err(SendError::PoolFull),
+                // Boxed, as is the connect below: the rare paths' futures (timers, a
+                // TLS handshake) would otherwise be inline in every request's future,
+                // which is moved to the heap per request.
+                Err(_) => match Box::pin(self.wait_for_slot(deadline)).await? {
+                    Some(slot) => slot,
+                    None => continue,
                 },
             };
-            let sender = self.connector.connect(upgrade, slot).await?;
+            let sender = Box::pin(self.connector.connect(upgrade, slot)).await?;
             if let Sender::H2(s) = &sender {
                 *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
             }
@@ -218,14 +230,16 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.sender(upgrade).await? {
                 (Sender::H1(s), reused) => (s, reused),
-                (Sender::H2(s), reused) => match self.send_h2(s, req, reused, &upload).await {
-                    Ok(resp) => return Ok(resp),
-                    Err((Some(r), _)) => {
-                        req = r;
-                        continue;
+                (Sender::H2(s), reused) => {
+                    match Box::pin(self.send_h2(s, req, reused, &upload)).await {
+                        Ok(resp) => return Ok(resp),
+                        Err((Some(r), _)) => {
+                            req = r;
+                            continue;
+                        }
+                        Err((None, e)) => return Err(e),
                     }
-                    Err((None, e)) => return Err(e),
-                },
+                }
             };
             if let Err(e) = sender.ready().await {
                 if reused {

@@ -6,7 +6,7 @@
 //! closed without a word. Over TLS, ALPN picks the protocol (`h2` or `http/1.1`);
 //! hyper-util's detection then reads the preface as on plain connections.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,31 +171,21 @@ struct Limits {
     write: Duration,
 }
 
-/// Requests of one connection in flight, and when the last one began or ended.
+/// Requests of one connection in flight, and whether one began or ended since the
+/// idle check last looked (no clock read per request).
 #[derive(Debug, Default)]
 struct Activity {
     in_flight: AtomicUsize,
-    /// Milliseconds since `Activity` began, at the last request start or end.
-    last: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self, since: Instant) {
-        let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(ms, Ordering::Relaxed);
-    }
+    touched: AtomicBool,
 }
 
 /// Held by a request of the connection until its answer's head is out.
-struct Busy {
-    activity: Arc<Activity>,
-    since: Instant,
-}
+struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.activity.touch(self.since);
-        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touched.store(true, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -224,7 +214,6 @@ async fn serve<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let addr = peer.addr;
-    let began = Instant::now();
     let activity = Arc::new(Activity::default());
     // Set by the first request: until then the connection is on the head deadline.
     let asked = Arc::new(AtomicBool::new(false));
@@ -233,10 +222,8 @@ async fn serve<I>(
     let service = service_fn(move |req: Request<Incoming>| {
         seen.store(true, Ordering::Relaxed);
         busy.in_flight.fetch_add(1, Ordering::Relaxed);
-        let guard = Busy {
-            activity: busy.clone(),
-            since: began,
-        };
+        busy.touched.store(true, Ordering::Relaxed);
+        let guard = Busy(busy.clone());
         let answer = stack
             .clone()
             .oneshot(req.map(crate::body::RequestBody::from));
@@ -272,18 +259,20 @@ async fn serve<I>(
             if closing {
                 conn.as_mut().graceful_shutdown();
             }
+            // Every idle period: no request in flight and none begun or ended since
+            // the last look means idle for between one and two periods.
+            let mut check = tokio::time::interval(limits.idle);
+            check.reset();
             loop {
-                let check = limits.idle / 4 + Duration::from_millis(10);
                 tokio::select! {
                     r = conn.as_mut() => break r,
                     _ = stop.changed(), if !closing => {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     }
-                    () = tokio::time::sleep(check), if !closing => {
-                        let last = Duration::from_millis(activity.last.load(Ordering::Relaxed));
-                        let quiet = began.elapsed().saturating_sub(last);
-                        if activity.in_flight.load(Ordering::Relaxed) == 0 && quiet >= limits.idle {
+                    _ = check.tick(), if !closing => {
+                        let touched = activity.touched.swap(false, Ordering::Relaxed);
+                        if activity.in_flight.load(Ordering::Relaxed) == 0 && !touched {
                             tracing::debug!(peer = %addr, "idle for server.idle_timeout; closing");
                             closing = true;
                             conn.as_mut().graceful_shutdown();
