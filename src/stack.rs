@@ -7,8 +7,8 @@
 //!   Sensitive      credential headers marked sensitive (tower-http): never shown by
 //!                  Debug, never HPACK-indexed
 //!   RequestId      keep a sane x-request-id or make one; echo it on every answer
-//!   Trace          W3C trace context: continued from a believed traceparent or
-//!                  started; the server span exported over OTLP when configured
+//!   Trace          the server span, exported over OTLP when configured (the trace
+//!                  itself is made by Context)
 //!   AccessLog      one JSON line when the body has been sent; reads the answer's facts
 //!   Metrics        http_server_request_duration_seconds{http_route,…}, active requests
 //!   InFlight       server.max_in_flight, gateway-wide: one more → 503 + Retry-After

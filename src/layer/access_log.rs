@@ -72,10 +72,7 @@ where
                     client_ip: c.client_ip,
                     method: req.method().clone(),
                     query,
-                    trace_id: req
-                        .extensions()
-                        .get::<crate::telemetry::TraceContext>()
-                        .map(|t| t.trace_id),
+                    trace_id: c.trace.as_ref().map(|t| t.trace_id),
                 })
             });
         ResponseFuture {

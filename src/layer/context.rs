@@ -1,5 +1,7 @@
 //! The entry of the stack: one configuration snapshot for the whole request, the
-//! connection it came on and the client's IP, as the [`Ctx`] request extension.
+//! connection it came on, the client's IP and the request's trace (continued from a
+//! believed `traceparent`, else started; `crate::telemetry`), as the [`Ctx`]
+//! request extension.
 //!
 //! The stack is built once per connection (it knows its peer and worker) and cloned
 //! per request; everything below reads the snapshot from [`Ctx`], so a reload takes
@@ -16,6 +18,7 @@ use super::facts::Ctx;
 use crate::proxy::headers;
 use crate::stack::Peer;
 use crate::state::Shared;
+use crate::telemetry::{Accept, TraceContext};
 
 /// Inserts [`Ctx`].
 #[derive(Debug, Clone)]
@@ -100,12 +103,23 @@ where
             || snap.cors_anywhere
             || snap.metrics
             || snap.exporter.is_some();
+        let telemetry = &snap.config.telemetry;
+        let believed = match telemetry.accept {
+            Accept::Off => None,
+            Accept::Any => Some(true),
+            Accept::Trusted => Some(headers::is_trusted(
+                self.layer.peer.addr.ip(),
+                &snap.config.server.trusted_proxies,
+            )),
+        };
+        let trace = believed.map(|b| TraceContext::of(req.headers(), b, telemetry.sample_ratio));
         req.extensions_mut().insert(Ctx {
             facts,
             snap,
             peer: self.layer.peer.clone(),
             worker: self.layer.worker,
             client_ip,
+            trace,
         });
         self.inner.call(req)
     }

@@ -35,6 +35,9 @@ pub struct Ctx {
     /// Whether answers carry facts beyond the target (canonical path, caller): for
     /// the access log, CORS or `explain`; off, the hot path skips those allocations.
     pub facts: bool,
+    /// The request's W3C trace (`crate::telemetry`), unless tracing is off. Kept
+    /// here rather than as an extension of its own: one map insert less per request.
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// The request's `x-request-id` (the client's if sane, else generated).

@@ -41,6 +41,7 @@ pub fn request_with_ctx(snap: &Arc<Snapshot>, uri: &str) -> Request<()> {
         worker: 0,
         client_ip: addr.ip(),
         facts: true,
+        trace: None,
     });
     req
 }

@@ -1,8 +1,7 @@
-//! The request's trace (`crate::telemetry`): continued from a believed
-//! `traceparent` or started, as the [`TraceContext`] request extension that the
-//! access log (`trace_id`) and the forward step (`traceparent` to the upstream) read;
-//! with an OTLP exporter, the answer closes the gateway's server span. Sits above the
-//! access log, so every line, denials included, has its trace id.
+//! The gateway's server span: with an OTLP exporter and a sampled trace (the
+//! [`Ctx`]'s, made at the entry: `layer/context.rs`), the answer's head closes the
+//! span and queues it for export. The access log (`trace_id`) and the forward step
+//! (`traceparent` to the upstream) read the same trace from [`Ctx`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,10 +15,9 @@ use tower::Service;
 use super::facts::{Ctx, Target};
 use super::metrics::route_label;
 use crate::metrics::method_label;
-use crate::proxy::headers;
 use crate::state::Snapshot;
 use crate::telemetry::export::Span;
-use crate::telemetry::{Accept, TraceContext};
+use crate::telemetry::TraceContext;
 
 unit_layer!(TraceLayer => Trace);
 
@@ -42,36 +40,18 @@ where
 
     forward_ready!();
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let Some(c) = req.extensions().get::<Ctx>() else {
-            return ResponseFuture {
-                inner: self.inner.call(req),
-                pending: None,
-            };
-        };
-        let telemetry = &c.snap.config.telemetry;
-        let believed = match telemetry.accept {
-            Accept::Off => {
-                return ResponseFuture {
-                    inner: self.inner.call(req),
-                    pending: None,
-                }
-            }
-            Accept::Any => true,
-            Accept::Trusted => {
-                headers::is_trusted(c.peer.addr.ip(), &c.snap.config.server.trusted_proxies)
-            }
-        };
-        let trace = TraceContext::of(req.headers(), believed, telemetry.sample_ratio);
-        let pending = (trace.sampled && c.snap.exporter.is_some()).then(|| {
-            Box::new(Pending {
-                snap: c.snap.clone(),
-                trace: trace.clone(),
-                start: SystemTime::now(),
-                method: method_label(req.method()),
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let pending = req.extensions().get::<Ctx>().and_then(|c| {
+            let trace = c.trace.as_ref()?;
+            (trace.sampled && c.snap.exporter.is_some()).then(|| {
+                Box::new(Pending {
+                    snap: c.snap.clone(),
+                    trace: trace.clone(),
+                    start: SystemTime::now(),
+                    method: method_label(req.method()),
+                })
             })
         });
-        req.extensions_mut().insert(trace);
         ResponseFuture {
             inner: self.inner.call(req),
             pending,

@@ -129,7 +129,11 @@ pub async fn forward(
         h.insert(HOST, v);
     }
     // The gateway's span is the upstream's parent (W3C Trace Context).
-    if let Some(t) = parts.extensions.get::<crate::telemetry::TraceContext>() {
+    if let Some(t) = parts
+        .extensions
+        .get::<crate::layer::facts::Ctx>()
+        .and_then(|c| c.trace.as_ref())
+    {
         t.propagate(h);
     }
     // `100 Continue` was the gateway's to send (hyper sends it when the body is first
