@@ -32,6 +32,7 @@ pub(crate) use public::shed;
 
 mod admin;
 mod head_timeout;
+mod plain;
 mod public;
 mod redirect;
 

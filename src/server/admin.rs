@@ -1,67 +1,30 @@
 //! The admin listener: `/healthz`, `/readyz` and `/metrics`, HTTP/1.1 only, with the
-//! public listener's head deadline (`server.header_read_timeout`, for every request
-//! head) and accept backoff, so a probe port left open cannot be held by idle or
-//! trickling connections or spin on accept errors (EMFILE).
+//! public listener's head deadline and accept backoff (`server/plain.rs`).
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use std::collections::HashMap;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::body::Body;
 use crate::error::json_response;
 use crate::metrics::{metrics, Name, UpstreamLabel};
-use crate::middleware::request_id;
 use crate::runtime::Shared;
 
 pub(super) async fn serve_admin(
     listener: TcpListener,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let stream = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
-        let shared = shared.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            let shared = shared.clone();
-            async move {
-                // The same id rule as the public listener: kept if sane, else made.
-                let id = request_id::ensure(req.headers_mut());
-                let mut resp = admin(&req, &shared);
-                resp.headers_mut()
-                    .insert(request_id::X_REQUEST_ID.clone(), id);
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(head_deadline)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let state = shared.clone();
+    let answer = move |req: &Request<Incoming>| admin(req, &state);
+    super::plain::serve_plain("admin", listener, shared, stop, answer).await;
 }
 
 fn admin(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {

@@ -4,21 +4,16 @@
 //! credential is read. The HTTPS port is the public listener's (left out when 443).
 //! A request without a usable `Host` gets `400`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::uri::Authority;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::body::Body;
 use crate::error::json_response;
-use crate::middleware::request_id;
 use crate::runtime::Shared;
 
 /// The `Location` of the HTTPS twin of `req`, or `None` without a usable host.
@@ -63,36 +58,10 @@ pub(super) async fn serve_redirect(
     listener: TcpListener,
     https_port: u16,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let stream = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "redirect accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let head_deadline = shared.snapshot.load().config.server.header_read_timeout;
-        let service = service_fn(move |mut req: Request<Incoming>| async move {
-            let id = request_id::ensure(req.headers_mut());
-            let mut resp = answer(&req, https_port);
-            resp.headers_mut()
-                .insert(request_id::X_REQUEST_ID.clone(), id);
-            Ok::<_, Infallible>(resp)
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(head_deadline)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let answer = move |req: &Request<Incoming>| answer(req, https_port);
+    super::plain::serve_plain("redirect", listener, shared, stop, answer).await;
 }
 
 #[cfg(test)]
