@@ -196,6 +196,13 @@ impl http_body::Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
+            // Request trailers are never forwarded: HTTP/1.1 upstreams would not get
+            // them anyway (hyper drops undeclared ones), and an HTTP/2 upstream that
+            // merges them into the headers would read a client's `x-auth-subject`.
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {
+                this.progress.end();
+                Poll::Ready(None)
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;

@@ -164,7 +164,11 @@ impl Gateway {
                         match bind(addr, true) {
                             Ok(listener) => {
                                 let _ = ready_tx.send(Ok(()));
+                                let tunnels = l.shared.tunnels.clone();
                                 public::serve_public(l, listener, st, drain).await;
+                                // This runtime ends with the block: the tunnels it
+                                // runs get their drain time first.
+                                let _ = tokio::time::timeout(drain, tunnels.all_closed()).await;
                             }
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -287,19 +291,22 @@ fn apply_reload(shared: &Shared, tls: Option<&TlsState>, config: Config) {
             "server.listen / server.admin_listen changed: the new addresses take effect on restart"
         );
     }
-    match (tls, &config.server.tls) {
-        (Some(state), Some(settings)) => state.reload(settings),
-        (None, None) => {}
-        _ => tracing::warn!("[server.tls] was added or removed: it takes effect on restart"),
-    }
     if let Some(svc) = &config.token_service {
         if let Err(e) = svc.persist_created_keys() {
             tracing::error!(error = %e, "could not write a new signing key; keeping the old configuration");
+            reload_counted("refused");
             return;
         }
     }
     drop(old);
     let _one_at_a_time = shared.reloading.lock().unwrap_or_else(|e| e.into_inner());
+    // TLS with the rest, once nothing can abort the reload: a listener policy never
+    // runs beside the routes of another configuration.
+    match (tls, &config.server.tls) {
+        (Some(state), Some(settings)) => state.reload(settings),
+        (None, None) => {}
+        _ => tracing::warn!("[server.tls] was added or removed: it takes effect on restart"),
+    }
     let snapshot = shared.snapshot_of(config);
     for c in snapshot.issuers.iter().filter(|c| !c.is_ready()) {
         tracing::warn!(issuer = %c.config.issuer, "new issuer: its tokens are refused until its keys are fetched");

@@ -190,34 +190,37 @@ impl TlsState {
     }
 
     /// Re-reads the files of `s` (a reload): swaps in the new configuration, or logs
-    /// why not and keeps the one in force.
+    /// why not and keeps the one in force. `s` becomes the settings the file watch
+    /// follows, whether or not they could be used (the next change retries them).
     pub fn reload(&self, s: &TlsSettings) {
         let mut source = self.source.lock().unwrap_or_else(|e| e.into_inner());
-        let stamp = stamp(s);
+        *source = (s.clone(), stamp(s));
+        self.rebuild(&source.0);
+    }
+
+    /// Rebuilds when a file changed since it was last read. Compared and built under
+    /// the same lock as [`TlsState::reload`], so a file change seen at the moment of a
+    /// reload can never bring back the settings the reload replaced.
+    pub fn reload_if_changed(&self) {
+        let mut source = self.source.lock().unwrap_or_else(|e| e.into_inner());
+        let now = stamp(&source.0);
+        if now == source.1 {
+            return;
+        }
+        source.1 = now;
+        self.rebuild(&source.0);
+    }
+
+    fn rebuild(&self, s: &TlsSettings) {
         match build(s) {
             Ok(config) => {
                 self.current.store(config);
-                *source = (s.clone(), stamp);
                 tracing::info!(cert = %s.cert.display(), "TLS certificate loaded");
             }
             Err(e) => {
-                // Remember the stamp: a file-change check does not retry the same bytes.
-                source.1 = stamp;
                 tracing::error!(key = e.key, problem = %e.problem, "TLS files not usable; keeping the certificate in force");
             }
         }
-    }
-
-    /// Rebuilds when a file changed since it was last read.
-    pub fn reload_if_changed(&self) {
-        let settings = {
-            let source = self.source.lock().unwrap_or_else(|e| e.into_inner());
-            if stamp(&source.0) == source.1 {
-                return;
-            }
-            source.0.clone()
-        };
-        self.reload(&settings);
     }
 
     fn watch_interval(&self) -> Duration {
@@ -283,22 +286,72 @@ impl ClientCert {
     }
 }
 
+/// A distinguished name as RFC 4514 writes it: the last RDN first, multi-valued
+/// RDNs joined by `+`, and the special characters of a value escaped (§2.4), so that
+/// a CN of `bob,O=Admins` cannot read as two attributes. A value that is not a
+/// string is written `#` and its hex.
+pub fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> Option<String> {
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns = Vec::new();
+    for rdn in name.iter_rdn() {
+        let mut parts = Vec::new();
+        for atv in rdn.iter() {
+            let key = x509_parser::objects::oid2abbrev(atv.attr_type(), registry)
+                .map(str::to_string)
+                .unwrap_or_else(|_| atv.attr_type().to_id_string());
+            let value = match atv.as_str() {
+                Ok(v) => escape_rfc4514(v),
+                Err(_) => {
+                    let hex: String = atv
+                        .attr_value()
+                        .data
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    format!("#{hex}")
+                }
+            };
+            parts.push(format!("{key}={value}"));
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+/// RFC 4514 §2.4: `"`, `+`, `,`, `;`, `<`, `>` and `\` escaped everywhere, a leading
+/// space or `#` and a trailing space too.
+fn escape_rfc4514(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 4);
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && (c == ' ' || c == '#'))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        if c == '\0' {
+            out.push_str("\\00");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The subject and SANs of a certificate (DER).
 fn parse_cert(der: &[u8]) -> Option<(Option<HeaderValue>, Vec<String>)> {
     use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let subject = cert
-        .subject()
-        .to_string_with_registry(x509_parser::objects::oid_registry())
-        .ok()
-        .map(|s| s.replace(", ", ","))
+    let subject = rfc4514(cert.subject())
         .filter(|s| !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b)))
         .and_then(|s| HeaderValue::from_str(&s).ok());
     let mut sans = Vec::new();
     if let Ok(Some(ext)) = cert.subject_alternative_name() {
         for name in &ext.value.general_names {
             let typed = match name {
-                GeneralName::DNSName(d) => format!("DNS:{d}"),
+                GeneralName::DNSName(d) => format!("DNS:{}", d.to_ascii_lowercase()),
                 GeneralName::URI(u) => format!("URI:{u}"),
                 GeneralName::RFC822Name(e) => format!("email:{e}"),
                 GeneralName::IPAddress(ip) => match <[u8; 4]>::try_from(*ip) {
@@ -353,5 +406,22 @@ impl TlsPeer {
         } else {
             Err("the TLS client certificate is not one this route accepts")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4514_escapes_what_could_split_a_value() {
+        assert_eq!(escape_rfc4514("bob,O=Admins"), "bob\\,O=Admins");
+        assert_eq!(escape_rfc4514("#lead"), "\\#lead");
+        assert_eq!(escape_rfc4514(" both "), "\\ both\\ ");
+        assert_eq!(
+            escape_rfc4514("a+b;c<d>e\"f\\g"),
+            "a\\+b\\;c\\<d\\>e\\\"f\\\\g"
+        );
+        assert_eq!(escape_rfc4514("plain"), "plain");
     }
 }

@@ -77,10 +77,24 @@ impl Issues {
 
     /// A duration where zero means "none" (a leeway, a cache age).
     fn duration_or_zero(&mut self, key: String, value: &str) -> Duration {
-        parse_duration(value).unwrap_or_else(|e| {
-            self.add(key, format!("\"{value}\" is not a duration"), e);
-            Duration::ZERO
-        })
+        // Deadlines are added to clock readings: beyond ten years `Instant + d` may
+        // overflow, and no timeout, lifetime or interval needs that long.
+        const LONGEST: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+        match parse_duration(value) {
+            Ok(d) if d > LONGEST => {
+                self.add(
+                    key,
+                    format!("\"{value}\" is longer than ten years"),
+                    "give a shorter duration",
+                );
+                Duration::ZERO
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.add(key, format!("\"{value}\" is not a duration"), e);
+                Duration::ZERO
+            }
+        }
     }
 
     fn size(&mut self, key: String, value: &str) -> u64 {

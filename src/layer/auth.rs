@@ -238,7 +238,13 @@ where
         };
         // A connection-level requirement: checked before any credential.
         if let Some(sans) = &route.client_cert {
-            let tls = ctx(&req).ok().and_then(|c| c.peer.tls.as_ref());
+            // Through forward-auth the TLS peer is the proxy, not the client: its
+            // certificate says nothing about the request, so such a route refuses.
+            let direct = matches!(req.extensions().get::<Target>(), Some(Target::Route(_)));
+            let tls = ctx(&req)
+                .ok()
+                .filter(|_| direct)
+                .and_then(|c| c.peer.tls.as_ref());
             if let Err(why) = crate::tls::TlsPeer::allows(tls, sans) {
                 let e = GatewayError::ClientCertRefused(why);
                 decided(Some(&e), false);

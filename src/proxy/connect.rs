@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -85,8 +85,13 @@ pub struct Connector {
     timeout: Duration,
     http2: bool,
     /// The connectors offering `h2` + `http/1.1` (or `http/1.1` only) and the name.
-    tls: Option<(TlsConnector, TlsConnector, ServerName<'static>)>,
+    /// `Err`: an `https://` upstream whose TLS settings could not be built: every
+    /// connection fails (`502`), never falls back to plain TCP.
+    tls: Option<Result<Tls, String>>,
 }
+
+/// The connectors offering `h2` + `http/1.1` and `http/1.1` only, and the name.
+type Tls = (TlsConnector, TlsConnector, ServerName<'static>);
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,7 +111,7 @@ impl Connector {
         http2: bool,
         tls: Option<&UpstreamTls>,
     ) -> Connector {
-        let tls = tls.and_then(|t| {
+        let tls = tls.map(|t| {
             let both: &[&[u8]] = if http2 {
                 &[b"h2", b"http/1.1"]
             } else {
@@ -120,9 +125,9 @@ impl Connector {
                         .map_err(|e| format!("{}: {e}", t.server_name))?;
                     Ok((TlsConnector::from(a), TlsConnector::from(b), name))
                 });
-            built
-                .map_err(|e| tracing::error!(error = %e, "upstream TLS settings unusable"))
-                .ok()
+            built.inspect_err(|e| {
+                tracing::error!(error = %e, "upstream TLS settings unusable: every request to it fails")
+            })
         });
         Connector {
             address: address.to_string(),
@@ -145,13 +150,19 @@ impl Connector {
         upgrade: bool,
         slot: OwnedSemaphorePermit,
     ) -> Result<Sender, SendError> {
+        if let Some(Err(e)) = &self.tls {
+            // Never a plain connection to an https:// upstream.
+            return Err(SendError::Tls(std::io::Error::other(e.clone())));
+        }
         let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(self.address.as_str()))
             .await
             .map_err(|_| SendError::ConnectTimeout)?
             .map_err(SendError::Connect)?;
         let _ = tcp.set_nodelay(true);
-        let Some((both, h1_only, name)) = &self.tls else {
-            return handshake(tcp, self.http2 && !upgrade, slot).await;
+        let (both, h1_only, name) = match &self.tls {
+            None => return handshake(tcp, self.http2 && !upgrade, slot).await,
+            Some(Ok(tls)) => tls,
+            Some(Err(e)) => return Err(SendError::Tls(std::io::Error::other(e.clone()))),
         };
         let connector = if upgrade { h1_only } else { both };
         let tls = tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp))
@@ -168,7 +179,13 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if h2 {
+        // PINGs notice an upstream that vanished without a FIN: the shared connection
+        // is then replaced instead of timing every request out.
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(io))
             .await
             .map_err(SendError::Request)?;
@@ -191,4 +208,29 @@ where
         }
     });
     Ok(Sender::H1(sender))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An https:// upstream whose TLS settings cannot be built (a CA file gone since
+    /// the configuration was checked) fails every connection: never plain TCP.
+    #[tokio::test]
+    async fn unusable_tls_settings_never_fall_back_to_plain_tcp() {
+        let tls = UpstreamTls {
+            server_name: "localhost".into(),
+            ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+            client_cert: None,
+        };
+        let c = Connector::new("127.0.0.1:9", Duration::from_secs(1), false, Some(&tls));
+        assert!(c.is_tls());
+        let slot = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a permit");
+        match c.connect(false, slot).await {
+            Err(SendError::Tls(_)) => {}
+            other => panic!("expected a TLS error, got {:?}", other.err()),
+        }
+    }
 }

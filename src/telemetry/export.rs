@@ -97,10 +97,16 @@ impl Exporter {
         let (tx, mut rx) = mpsc::channel::<Span>(QUEUE);
         let service = config.service_name.clone();
         rt.spawn(async move {
-            let http = crate::auth::http_client::builder()
+            let http = match crate::auth::http_client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
-                .unwrap_or_default();
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e.without_url(), "OTLP exporter not started");
+                    return;
+                }
+            };
             let mut batch = Vec::with_capacity(BATCH);
             loop {
                 let open = rx.recv_many(&mut batch, BATCH).await > 0;
@@ -113,6 +119,8 @@ impl Exporter {
                         .await
                         .and_then(reqwest::Response::error_for_status);
                     if let Err(e) = sent {
+                        // Without the URL: an endpoint may carry a credential.
+                        let e = e.without_url();
                         tracing::warn!(error = %e, spans = batch.len(), "OTLP export failed; spans dropped");
                     }
                     batch.clear();

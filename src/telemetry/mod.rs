@@ -73,8 +73,9 @@ thread_local! {
     });
 }
 
-/// splitmix64 on a per-thread random seed: ids that are unique and unpredictable
-/// enough for tracing (not secrets), without a system call per request.
+/// splitmix64 on a per-thread random seed: ids unique enough for tracing, without a
+/// system call per request. Not unpredictable (splitmix64 is invertible): trace ids
+/// are correlation ids, never secrets or capabilities.
 fn random_u64() -> u64 {
     RNG.with(|s| {
         let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);

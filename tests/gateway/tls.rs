@@ -583,7 +583,28 @@ async fn a_route_can_require_a_client_certificate_and_its_san() {
         pki.p("server.key"),
         pki.p("clients.pem"),
     );
+    // A subject whose CN holds what would read as another attribute.
+    pki.leaf_named(
+        "carol",
+        "clients",
+        KeyKind::EcSec1,
+        false,
+        "/O=Example/CN=bob, O=Admins",
+    );
     let gw = gateway(&toml, Some(up.addr)).await;
+    let carol = client(&pki, "ca", Some("carol"));
+    assert_eq!(
+        tls_get(gw.addr, carol, "/machines/carol", &[])
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+    let seen = up.requests();
+    assert_eq!(
+        seen[0].header("x-auth-client-cert-subject"),
+        Some("CN=bob\\, O=Admins,O=Example"),
+        "RFC 4514: last RDN first, the comma in the CN escaped"
+    );
     let (alice, nobody) = (client(&pki, "ca", Some("alice")), client(&pki, "ca", None));
     let status = |r: Result<(u16, Vec<u8>), String>| r.map(|r| r.0);
     assert_eq!(
@@ -613,7 +634,7 @@ async fn a_route_can_require_a_client_certificate_and_its_san() {
         .collect();
     assert_eq!(
         targets,
-        vec!["/machines/1", "/alice/1"],
+        vec!["/machines/carol", "/machines/1", "/alice/1"],
         "refused requests never reach the upstream"
     );
     gw.shutdown().await;

@@ -305,3 +305,70 @@ async fn at_the_connection_cap_a_request_waits_then_gets_503() {
     assert_eq!(get(gw.addr, "/three", &[]).await.status, 200);
     gw.shutdown().await;
 }
+
+/// A client's request trailers are never forwarded: an HTTP/2 upstream that merges
+/// trailers into the headers would otherwise read a client's `x-auth-subject`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_never_reach_an_http2_upstream() {
+    use http_body_util::{BodyExt, StreamBody};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let h2c = listener.local_addr().expect("addr");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let tx = tx.clone();
+                async move {
+                    let got = req.into_body().collect().await.map(|c| {
+                        let trailers = c.trailers().cloned();
+                        (c.to_bytes(), trailers)
+                    });
+                    let _ = tx.send(got.ok());
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                        bytes::Bytes,
+                    >::new(
+                    )))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc),
+            );
+        }
+    });
+    let gw = gateway(&toml(&format!("http://{h2c}"), "http2 = true"), None).await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2");
+    tokio::spawn(conn);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-auth-subject", http::HeaderValue::from_static("admin"));
+    trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+    let frames = futures_util::stream::iter(vec![
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from_static(
+            b"hello",
+        ))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ]);
+    let resp = send
+        .send_request(
+            http::Request::post(format!("http://{}/upload", gw.addr))
+                .body(StreamBody::new(frames))
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    let (body, trailers) = rx.recv().await.expect("seen").expect("a body");
+    assert_eq!(&body[..], b"hello", "the body went through");
+    assert!(
+        trailers.is_none(),
+        "no trailer reached the upstream: {trailers:?}"
+    );
+    gw.shutdown().await;
+}

@@ -79,7 +79,20 @@ fn client_cert(
             );
         }
     }
-    required.then(|| r.client_cert_sans.clone())
+    // Compared as the certificate's are written: DNS names in lower case, IP
+    // addresses in their canonical form.
+    let sans = r
+        .client_cert_sans
+        .iter()
+        .map(|s| match s.split_once(':') {
+            Some(("DNS", d)) => format!("DNS:{}", d.to_ascii_lowercase()),
+            Some(("IP", ip)) => ip
+                .parse::<std::net::IpAddr>()
+                .map_or_else(|_| s.clone(), |ip| format!("IP:{ip}")),
+            _ => s.clone(),
+        })
+        .collect();
+    required.then_some(sans)
 }
 
 pub(super) fn routes(

@@ -97,6 +97,11 @@ impl Pki {
     /// A certificate signed by `ca`: `NAME.pem` (leaf then CA: a chain), `NAME.key`.
     /// `server`: for `localhost` and `127.0.0.1`; else a client certificate.
     pub fn leaf(&self, name: &str, ca: &str, kind: KeyKind, server: bool) {
+        self.leaf_named(name, ca, kind, server, &format!("/CN={name}"));
+    }
+
+    /// [`Pki::leaf`] with an `openssl -subj` subject of its own.
+    pub fn leaf_named(&self, name: &str, ca: &str, kind: KeyKind, server: bool, subject: &str) {
         self.key(name, kind);
         let csr = self.p(&format!("{name}.csr"));
         openssl(&[
@@ -107,7 +112,7 @@ impl Pki {
             "-out",
             &csr,
             "-subj",
-            &format!("/CN={name}"),
+            subject,
         ]);
         let ext = self.path(&format!("{name}.ext"));
         let usage = if server {
