@@ -91,6 +91,29 @@ done
 grep -q '"target":"portcullis::access"' "$out/log" || fail "access log line"
 kill -TERM "$pid"
 wait "$pid" || fail "exit status after SIGTERM"
+pid=
+
+# The README's HTTPS example: examples/tls.toml with a fresh self-signed certificate.
+tls_dir=$(dirname "$config")/tls-example
+mkdir -p "$tls_dir/examples" "$tls_dir/data"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -keyout "$tls_dir/data/tls.key" -out "$tls_dir/data/tls.pem" 2>/dev/null || fail "openssl"
+tport=$(free_port) tadmin=$(free_port)
+sed -e "s/127\.0\.0\.1:8443/127.0.0.1:$tport/" -e "s/127\.0\.0\.1:9443/127.0.0.1:$tadmin/" \
+  "$(dirname "$0")/../examples/tls.toml" >"$tls_dir/examples/tls.toml"
+"$bin" run --config "$tls_dir/examples/tls.toml" >"$out/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$tadmin/healthz" 2>/dev/null && break
+  sleep 0.1
+done
+code=$(curl -s -o "$out/body" -w '%{http_code} %{http_version}' --cacert "$tls_dir/data/tls.pem" \
+  "https://localhost:$tport/public/hello")
+[[ $code == "200 2" ]] || fail "HTTPS example: $code"
+grep -q '"x-forwarded-proto": "https"' "$out/body" || fail "echo over TLS shows https: $(cat "$out/body")"
+kill -TERM "$pid"
+wait "$pid" || fail "exit status after SIGTERM (TLS example)"
 trap - EXIT
 rm -rf "$out"
 echo "readme smoke: all checks passed"
