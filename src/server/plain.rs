@@ -1,8 +1,9 @@
 //! The small plain HTTP/1.1 listeners — admin (`server/admin.rs`) and the HTTPS
 //! redirect (`server/redirect.rs`): the public listener's head deadline
-//! (`server.header_read_timeout`, for every request head) and accept backoff, so a
-//! port left open cannot be held by idle or trickling connections or spin on accept
-//! errors (EMFILE); every answer carries `x-request-id` (the caller's if sane, else
+//! (`server.header_read_timeout`, for every request head), connection cap
+//! (`server.max_connections_per_worker`, each) and accept backoff, so a port left
+//! open cannot be held by idle or trickling connections or spin on accept errors
+//! (EMFILE); every answer carries `x-request-id` (the caller's if sane, else
 //! a new one), as the public listener's do.
 
 use std::convert::Infallible;
@@ -30,7 +31,24 @@ pub(super) async fn serve_plain<F>(
 ) where
     F: Fn(&Request<Incoming>) -> Response<Body> + Clone + Send + Sync + 'static,
 {
+    // The public listener's per-worker cap bounds these too: a flood on an exposed
+    // redirect port must not take the descriptors the public listener needs.
+    let cap = shared
+        .snapshot
+        .load()
+        .config
+        .server
+        .bounds
+        .max_connections_per_worker;
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        };
         let stream = tokio::select! {
             res = listener.accept() => match res {
                 Ok((s, _)) => s,
@@ -52,6 +70,7 @@ pub(super) async fn serve_plain<F>(
             std::future::ready(Ok::<_, Infallible>(resp))
         });
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(head_deadline)
