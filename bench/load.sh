@@ -15,30 +15,10 @@
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} CONNS=${CONNS:-32}
-BASE_PORT=${BASE_PORT:-19080}
-P_UP=$BASE_PORT P_NGINX=$((BASE_PORT + 1)) P_GW=$((BASE_PORT + 2))
-run=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+DURATION=${DURATION:-10} BASE_PORT=${BASE_PORT:-19080} BENCH=bench
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-if ((${#missing[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-PATH=$PATH:/usr/sbin
-# GW_BIN=path runs that binary instead of building this tree (before/after figures).
-GW_BIN=${GW_BIN:-}
-if [[ -z $GW_BIN ]]; then
-  (cd "$root" && cargo build --release --locked -q)
-  GW_BIN=$root/target/release/portcullis
-fi
-
-mkdir -p "$run/tmp"
 cat >"$run/upstream.conf" <<EOF
 worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
 events { worker_connections 4096; }
@@ -72,26 +52,14 @@ upstream = "up"
 auth = "none"
 ${GW_EXTRA:-}
 EOF
-cat >"$run/report.lua" <<'EOF'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.1f %.3f %.3f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-EOF
 
 nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)
 nginx -c "$run/proxy.conf" -p "$run/tmp" & pids+=($!)
 RUST_LOG=warn "$GW_BIN" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
 gw_pid=$!
-for p in $P_UP $P_NGINX $P_GW; do
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
-done
-proxy_pid() { pgrep -f "$run/$1.conf" | xargs -r -n1 pgrep -P | head -1; }  # nginx worker
+wait_ports $P_UP $P_NGINX $P_GW
 declare -A PID=([direct]=$(proxy_pid upstream) [nginx]=$(proxy_pid proxy) [portcullis]=$gw_pid)
 declare -A PORT=([direct]=$P_UP [nginx]=$P_NGINX [portcullis]=$P_GW)
-ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
-tck=$(getconf CLK_TCK)
 curl -fsS "http://127.0.0.1:$P_GW/public/x" >/dev/null || { cat "$run/gw.log"; exit 1; }
 
 printf 'round target req/s p50_ms p99_ms errors cpu_us_per_req\n' >"$run/results.txt"

@@ -18,32 +18,13 @@
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-8} WARMUP=${WARMUP:-2} CONNS=${CONNS:-32}
-BASE_PORT=${BASE_PORT:-19180}
-P_UP=$BASE_PORT P_NGINX=$((BASE_PORT + 1)) P_GW=$((BASE_PORT + 2))
-run=$(mktemp -d /tmp/portcullis-tls-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-if ((${#missing[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-PATH=$PATH:/usr/sbin
-GW_BIN=${GW_BIN:-}
-if [[ -z $GW_BIN ]]; then
-  (cd "$root" && cargo build --release --locked -q)
-  GW_BIN=$root/target/release/portcullis
-fi
+DURATION=${DURATION:-8} BASE_PORT=${BASE_PORT:-19180} BENCH=tls-bench
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$run/key.pem" -out "$run/cert.pem" -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-mkdir -p "$run/tmp"
 temp="client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp; uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;"
 cat >"$run/upstream.conf" <<CONF
 worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
@@ -77,26 +58,14 @@ path = "/public/**"
 upstream = "up"
 auth = "none"
 CONF
-cat >"$run/report.lua" <<'LUA'
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.1f %.3f %.3f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-LUA
 
 nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)
 nginx -c "$run/proxy.conf" -p "$run/tmp" & pids+=($!)
 RUST_LOG=warn "$GW_BIN" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
 gw_pid=$!
-for p in $P_UP $P_NGINX $P_GW; do
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
-done
-proxy_pid() { pgrep -f "$run/$1.conf" | xargs -r -n1 pgrep -P | head -1; }
+wait_ports $P_UP $P_NGINX $P_GW
 declare -A PID=([nginx]=$(proxy_pid proxy) [portcullis]=$gw_pid)
 declare -A PORT=([nginx]=$P_NGINX [portcullis]=$P_GW)
-ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
-tck=$(getconf CLK_TCK)
 for t in nginx portcullis; do
   curl -fsS --cacert "$run/cert.pem" "https://localhost:${PORT[$t]}/public/x" >/dev/null \
     || { cat "$run/gw.log" "$run/px.err"; exit 1; }

@@ -5,16 +5,14 @@
 //! ready. Sits under the access log, so it sees the same answer, denials included.
 //! Off when there is no admin listener to serve `/metrics` from.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
 use tower::Service;
 
 use super::facts::{Ctx, Target};
+use super::{AtHead, AtHeadFuture};
 use crate::metrics::{method_label, metrics, Name, Raised, ServerLabels};
 use crate::state::Snapshot;
 
@@ -35,7 +33,7 @@ where
 {
     type Response = Response<R>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = AtHeadFuture<S::Future, Pending>;
 
     forward_ready!();
 
@@ -52,10 +50,7 @@ where
                     _active: Raised::new(&metrics().server_active),
                 })
             });
-        ResponseFuture {
-            inner: self.inner.call(req),
-            pending,
-        }
+        AtHeadFuture::new(self.inner.call(req), pending)
     }
 }
 
@@ -71,34 +66,17 @@ pub fn route_label(snap: &Snapshot, target: Option<Target>) -> Name {
     }
 }
 
-pin_project_lite::pin_project! {
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        pending: Option<Box<Pending>>,
-    }
-}
-
-impl<F, R, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<R>, E>>,
-{
-    type Output = Result<Response<R>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let out = ready!(this.inner.poll(cx));
-        if let (Ok(resp), Some(p)) = (&out, this.pending.take()) {
-            let labels = ServerLabels {
-                http_route: route_label(&p.snap, resp.extensions().get::<Target>().copied()),
-                http_request_method: p.method,
-                http_response_status_code: resp.status().as_u16(),
-            };
-            metrics()
-                .server_duration
-                .get_or_create(&labels)
-                .observe(p.started.elapsed().as_secs_f64());
-        }
-        Poll::Ready(out)
+impl AtHead for Pending {
+    fn at_head<R>(self: Box<Self>, resp: &Response<R>) {
+        let p = self;
+        let labels = ServerLabels {
+            http_route: route_label(&p.snap, resp.extensions().get::<Target>().copied()),
+            http_request_method: p.method,
+            http_response_status_code: resp.status().as_u16(),
+        };
+        metrics()
+            .server_duration
+            .get_or_create(&labels)
+            .observe(p.started.elapsed().as_secs_f64());
     }
 }

@@ -39,6 +39,47 @@ macro_rules! forward_ready {
     };
 }
 
+/// What a layer does once with the head of a successful answer (`layer/metrics.rs`
+/// observes the duration, `layer/trace.rs` records the span).
+pub trait AtHead {
+    fn at_head<R>(self: Box<Self>, resp: &http::Response<R>);
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's future, and what to do with its answer's head, if anything.
+    pub struct AtHeadFuture<F, P> {
+        #[pin]
+        inner: F,
+        pending: Option<Box<P>>,
+    }
+}
+
+impl<F, P> AtHeadFuture<F, P> {
+    pub fn new(inner: F, pending: Option<Box<P>>) -> Self {
+        AtHeadFuture { inner, pending }
+    }
+}
+
+impl<F, P, R, E> std::future::Future for AtHeadFuture<F, P>
+where
+    F: std::future::Future<Output = Result<http::Response<R>, E>>,
+    P: AtHead,
+{
+    type Output = Result<http::Response<R>, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(resp), Some(p)) = (&out, this.pending.take()) {
+            p.at_head(resp);
+        }
+        std::task::Poll::Ready(out)
+    }
+}
+
 pub mod access_log;
 pub mod auth;
 pub mod body_limit;

@@ -3,10 +3,7 @@
 //! span and queues it for export. The access log (`trace_id`) and the forward step
 //! (`traceparent` to the upstream) read the same trace from [`Ctx`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::SystemTime;
 
 use http::{Request, Response};
@@ -14,6 +11,7 @@ use tower::Service;
 
 use super::facts::{Ctx, Target};
 use super::metrics::route_label;
+use super::{AtHead, AtHeadFuture};
 use crate::metrics::method_label;
 use crate::state::Snapshot;
 use crate::telemetry::export::Span;
@@ -36,7 +34,7 @@ where
 {
     type Response = Response<R>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = AtHeadFuture<S::Future, Pending>;
 
     forward_ready!();
 
@@ -52,52 +50,32 @@ where
                 })
             })
         });
-        ResponseFuture {
-            inner: self.inner.call(req),
-            pending,
-        }
+        AtHeadFuture::new(self.inner.call(req), pending)
     }
 }
 
-pin_project_lite::pin_project! {
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        pending: Option<Box<Pending>>,
-    }
-}
-
-impl<F, R, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<R>, E>>,
-{
-    type Output = Result<Response<R>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let out = ready!(this.inner.poll(cx));
-        if let (Ok(resp), Some(p)) = (&out, this.pending.take()) {
-            if let Some(exporter) = &p.snap.exporter {
-                let route = route_label(&p.snap, resp.extensions().get::<Target>().copied());
-                let route = route.to_string();
-                let name = if route.is_empty() {
-                    p.method.to_string()
-                } else {
-                    format!("{} {route}", p.method)
-                };
-                exporter.record(Span {
-                    trace_id: p.trace.trace_id,
-                    span_id: p.trace.span_id,
-                    parent: p.trace.parent,
-                    name,
-                    start: p.start,
-                    end: SystemTime::now(),
-                    method: p.method,
-                    route,
-                    status: resp.status().as_u16(),
-                });
-            }
+impl AtHead for Pending {
+    fn at_head<R>(self: Box<Self>, resp: &Response<R>) {
+        let p = self;
+        if let Some(exporter) = &p.snap.exporter {
+            let route = route_label(&p.snap, resp.extensions().get::<Target>().copied());
+            let route = route.to_string();
+            let name = if route.is_empty() {
+                p.method.to_string()
+            } else {
+                format!("{} {route}", p.method)
+            };
+            exporter.record(Span {
+                trace_id: p.trace.trace_id,
+                span_id: p.trace.span_id,
+                parent: p.trace.parent,
+                name,
+                start: p.start,
+                end: SystemTime::now(),
+                method: p.method,
+                route,
+                status: resp.status().as_u16(),
+            });
         }
-        Poll::Ready(out)
     }
 }

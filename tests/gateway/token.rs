@@ -15,6 +15,18 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// The token service on SQLite with the default [`config`], no upstream; the
+/// directory holds the store and lives as long as the returned handle.
+pub async fn default_gateway() -> (tempfile::TempDir, portcullis::Gateway) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let gw = gateway(
+        &config(&sqlite(dir.path()), "", ""),
+        Some(closed_port().await),
+    )
+    .await;
+    (dir, gw)
+}
+
 /// FastAPI's tutorial hash of "secret" (passlib bcrypt).
 pub const JOHNDOE_BCRYPT: &str = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
 pub const SVC_SECRET: &str = "s3cret-of-the-reporting-service";
@@ -578,12 +590,7 @@ async fn every_token_error_answers_per_rfc_6749() {
 /// equal to the `x-request-id` header: the client's own id when it sent a sane one.
 #[tokio::test]
 async fn token_and_revoke_errors_carry_the_request_id() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = gateway(
-        &config(&sqlite(dir.path()), "", ""),
-        Some(closed_port().await),
-    )
-    .await;
+    let (_dir, gw) = default_gateway().await;
     let a = gw.addr;
     /// One refusal: what, where, the form, extra headers, the answer.
     struct Case<'a> {
@@ -690,12 +697,7 @@ async fn without_a_default_client_the_client_must_identify_itself() {
 
 #[tokio::test]
 async fn grant_type_is_optional_for_username_and_password_unless_required() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = gateway(
-        &config(&sqlite(dir.path()), "", ""),
-        Some(closed_port().await),
-    )
-    .await;
+    let (_dir, gw) = default_gateway().await;
     // FastAPI's OAuth2PasswordRequestForm clients may leave grant_type out.
     let r = post(gw.addr, "/token", "username=alice&password=wonderland", &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -747,12 +749,7 @@ async fn refresh(addr: std::net::SocketAddr, token: &str, extra: &str, headers: 
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = gateway(
-        &config(&sqlite(dir.path()), "", ""),
-        Some(closed_port().await),
-    )
-    .await;
+    let (dir, gw) = default_gateway().await;
     let a = gw.addr;
     let first = login(a, "alice", "wonderland", "").await;
     let r1 = first["refresh_token"].as_str().expect("rt").to_string();
