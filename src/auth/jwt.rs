@@ -89,6 +89,14 @@ impl fmt::Debug for VerifyKey {
     }
 }
 
+impl VerifyKey {
+    /// The key (for the token service's id_token hints).
+    #[cfg(feature = "server")]
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
 /// The algorithms Portcullis accepts for its own tokens.
 pub fn parse_alg(s: &str) -> Option<Algorithm> {
     match s {

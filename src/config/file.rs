@@ -16,7 +16,9 @@ mod users;
 pub(crate) use auth::{ApiKeyFile, IdentityFile, IssuerFile, KeyFile, OneOrMany, TokensFile};
 pub(crate) use routes::{CorsFile, HeaderTransformFile, RateLimitFile, RouteFile, UpstreamFile};
 pub(crate) use server::{ServerFile, TelemetryFile, TlsFile};
-pub(crate) use users::{ClientFile, RegistrationFile, UserFile, UsersFile};
+pub(crate) use users::{
+    ClientFile, LoginFile, ProviderFile, RegistrationFile, UserFile, UsersFile,
+};
 
 fn default_true() -> bool {
     true

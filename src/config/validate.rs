@@ -13,6 +13,7 @@ mod cors;
 mod headers;
 mod issuers;
 mod keys;
+mod login;
 mod rate_limits;
 mod routes;
 mod server;
@@ -45,7 +46,7 @@ use server::server;
 use tokens::{tokens, OwnKeys};
 use upstreams::upstreams;
 
-const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, rate_limits, cors, telemetry";
+const SECTIONS: &str = "server, upstreams, routes, tokens, roles, identity, api_keys, issuers, users, clients, registration, login, rate_limits, cors, telemetry";
 
 /// Collects issues while validating, and the sections that could not be read at all
 /// (already reported: checks that depend on them stay silent instead of cascading).
@@ -193,6 +194,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         users: None,
         clients: Vec::new(),
         registration: None,
+        login: None,
     };
     for (key, value) in table {
         match key.as_str() {
@@ -204,6 +206,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "issuers" => issuer_files = issues.array("issuers", value),
             "users" => service_files.users = issues.section("users".into(), value),
             "clients" => service_files.clients = issues.array("clients", value),
+            "login" => service_files.login = issues.section("login".into(), value),
             "rate_limits" => rate_limit_table = Some(value),
             "cors" => cors_file = issues.section::<super::file::CorsFile>("cors".into(), value),
             "telemetry" => {

@@ -29,7 +29,8 @@ where
     };
     let svc = c.snap.config.token_service.as_ref().or_internal()?;
     let rt = c.snap.token_runtime.as_deref();
-    Ok(serve(ep, req, c.client_ip, &c.snap, svc, rt).await?)
+    let secure = c.peer.tls.is_some();
+    Ok(serve(ep, req, c.client_ip, secure, &c.snap, svc, rt).await?)
 }
 
 impl<B> Service<Request<B>> for Endpoints

@@ -21,9 +21,10 @@
 //! and the revoked-`jti` deny-list) lives as long as the process.
 
 pub mod admin;
+pub mod browser;
 pub(crate) mod denylist;
 pub mod endpoint;
-mod grants;
+pub(crate) mod grants;
 pub(crate) mod hashing;
 pub(crate) mod keys;
 pub mod password;
@@ -64,6 +65,8 @@ pub enum Grant {
     RefreshToken,
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 6749 §4.1, with PKCE (RFC 7636).
+    AuthorizationCode,
 }
 
 impl Grant {
@@ -72,6 +75,7 @@ impl Grant {
             "password" => Some(Grant::Password),
             "refresh_token" => Some(Grant::RefreshToken),
             "client_credentials" => Some(Grant::ClientCredentials),
+            "authorization_code" => Some(Grant::AuthorizationCode),
             _ => None,
         }
     }
@@ -81,6 +85,7 @@ impl Grant {
             Grant::Password => "password",
             Grant::RefreshToken => "refresh_token",
             Grant::ClientCredentials => "client_credentials",
+            Grant::AuthorizationCode => "authorization_code",
         }
     }
 }
@@ -97,6 +102,37 @@ pub struct Client {
     /// Scopes this client may obtain; for the password grant an empty list means "no
     /// limit beyond the user's roles".
     pub scopes: Vec<String>,
+    /// Where codes may be sent (`/authorize`), compared exactly but for the port of a
+    /// loopback `http` URI (RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+    /// Where `/logout` may send the browser back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Ask the user before issuing a first code (false: a first-party client).
+    pub require_consent: bool,
+    /// PKCE S256 on every authorization request (always for public clients).
+    pub require_pkce: bool,
+}
+
+impl Client {
+    /// A stored client, with only the grants the server serves.
+    pub fn from_record(r: store::ClientRecord, served: &[Grant]) -> Client {
+        Client {
+            client_id: r.client_id,
+            secret_sha256: r.secret_sha256,
+            grants: r
+                .grants
+                .iter()
+                .filter_map(|g| Grant::parse(g))
+                .filter(|g| served.contains(g))
+                .collect(),
+            scopes: r.scopes,
+            redirect_uris: r.redirect_uris,
+            post_logout_redirect_uris: r.post_logout_redirect_uris,
+            require_consent: r.require_consent,
+            // Stored clients always use PKCE.
+            require_pkce: true,
+        }
+    }
 }
 
 /// A user declared in the configuration (`[[users.static]]` or `[[users.seed]]`).
@@ -173,6 +209,8 @@ pub struct TokenService {
     pub registration: Option<Registration>,
     /// Signing keys created because `create_if_missing` found no file: written on start.
     pub created_keys: Vec<(std::path::PathBuf, String)>,
+    /// `[login]`: the sign-in pages, sessions, codes and external providers.
+    pub login: browser::LoginSettings,
 }
 
 impl TokenService {
@@ -222,6 +260,27 @@ pub struct TokenRuntime {
     /// Bounds password hashing for the whole process (sized at start; a reload that
     /// changes `[users] max_*_hashes` needs a restart).
     pub gate: HashGate,
+    /// The key of the sign-in forms' CSRF tokens (a secret shared by replicas through
+    /// the store).
+    pub csrf_key: ring::hmac::Key,
+    /// External providers' endpoints and keys, found at first use.
+    pub providers: std::sync::Mutex<HashMap<String, Arc<browser::external::ProviderRuntime>>>,
+}
+
+/// The CSRF key, from the store (made by the first replica to start).
+async fn csrf_key(store: &Store) -> Result<ring::hmac::Key, StoreError> {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut fresh = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut fresh)
+        .map_err(|_| StoreError::Other("no randomness".into()))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let stored = store.secret("csrf", b64.encode(fresh)).await?;
+    let bytes = b64
+        .decode(stored)
+        .map_err(|_| StoreError::Other("the stored CSRF secret is not base64".into()))?;
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
 }
 
 impl TokenRuntime {
@@ -243,10 +302,12 @@ impl TokenRuntime {
         let deny = Arc::new(DenyList::default());
         deny.replace(store.revoked_jtis().await?);
         let rt = Arc::new(TokenRuntime {
+            csrf_key: csrf_key(&store).await?,
             store,
             deny,
             store_url: svc.store_url.clone(),
             gate: HashGate::new(svc.hash_limits.concurrent, svc.hash_limits.queued),
+            providers: Default::default(),
         });
         rt.spawn_deny_sync();
         Ok(rt)
@@ -262,10 +323,12 @@ impl TokenRuntime {
         let deny = Arc::new(DenyList::default());
         deny.replace(store.revoked_jtis().await?);
         Ok(Arc::new(TokenRuntime {
+            csrf_key: csrf_key(&store).await?,
             store,
             deny,
             store_url: svc.store_url.clone(),
             gate: HashGate::new(svc.hash_limits.concurrent, svc.hash_limits.queued),
+            providers: Default::default(),
         }))
     }
 

@@ -75,9 +75,14 @@ pub(crate) struct TokensFile {
 }
 
 fn default_grants() -> Vec<String> {
-    ["password", "refresh_token", "client_credentials"]
-        .map(String::from)
-        .to_vec()
+    [
+        "authorization_code",
+        "password",
+        "refresh_token",
+        "client_credentials",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn default_access_ttl() -> String {

@@ -61,6 +61,108 @@ pub(crate) struct ClientFile {
     pub grants: Vec<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Where `/authorize` may send codes (exact match; loopback ports may vary).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Where `/logout` may send the browser back.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Ask the user before the first code for this client (false: first-party).
+    #[serde(default = "super::default_true")]
+    pub require_consent: bool,
+    /// PKCE (S256) on every authorization request; only a confidential client may
+    /// turn it off.
+    #[serde(default = "super::default_true")]
+    pub require_pkce: bool,
+}
+
+/// `[login]`: the sign-in pages, sessions and external providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginFile {
+    /// Shown as the pages' title.
+    #[serde(default = "default_login_title")]
+    pub title: String,
+    /// The pages' accent colour (`#rgb` or `#rrggbb`).
+    #[serde(default = "default_accent")]
+    pub accent_color: String,
+    /// An image shown above the forms (an https URL or a path on this gateway).
+    pub logo_url: Option<String>,
+    /// How long a browser stays signed in.
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl: String,
+    /// How long an authorization code may wait to be redeemed.
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl: String,
+    /// Serve the demo single-page app at `/demo/` for this public client.
+    pub demo_client: Option<String>,
+    /// External OpenID Connect providers offered on the login page.
+    #[serde(default)]
+    pub providers: Vec<ProviderFile>,
+}
+
+impl Default for LoginFile {
+    fn default() -> Self {
+        LoginFile {
+            title: default_login_title(),
+            accent_color: default_accent(),
+            logo_url: None,
+            session_ttl: default_session_ttl(),
+            code_ttl: default_code_ttl(),
+            demo_client: None,
+            providers: Vec::new(),
+        }
+    }
+}
+
+fn default_login_title() -> String {
+    "Sign in".into()
+}
+fn default_accent() -> String {
+    "#2f5bd3".into()
+}
+fn default_session_ttl() -> String {
+    "1h".into()
+}
+fn default_code_ttl() -> String {
+    "60s".into()
+}
+
+/// One `[[login.providers]]` entry: an OpenID Connect provider users may sign in with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProviderFile {
+    /// In URLs (`/login/{name}`) and stored identities: letters, digits, `-`, `_`.
+    pub name: String,
+    /// On the button ("Sign in with …"); defaults to the name.
+    pub display_name: Option<String>,
+    /// Its issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// Environment variable holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// File holding the client secret.
+    pub client_secret_file: Option<String>,
+    #[serde(default = "default_provider_scopes")]
+    pub scopes: Vec<String>,
+    /// A claim with the user's groups or roles at the provider, mapped by `role_map`.
+    pub roles_claim: Option<String>,
+    /// Provider value → local role.
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// Roles every user created by this provider gets.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// Link to an existing local user with the same verified email.
+    #[serde(default)]
+    pub link_by_email: bool,
+    /// Create a local user at the first sign-in (else only linked users get in).
+    #[serde(default = "super::default_true")]
+    pub create_users: bool,
+}
+
+fn default_provider_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
 }
 
 /// `[registration]`.

@@ -25,7 +25,7 @@ pub(super) fn clients(
             None => issues.add(
                 format!("tokens.grants[{i}]"),
                 format!("\"{g}\" is not a supported grant"),
-                "use password, refresh_token or client_credentials",
+                "use authorization_code, password, refresh_token or client_credentials",
             ),
         }
     }
@@ -75,10 +75,11 @@ pub(super) fn clients(
                 None => issues.add(
                     k("grants"),
                     format!("\"{g}\" is not a supported grant"),
-                    "use password, refresh_token or client_credentials",
+                    "use authorization_code, password, refresh_token or client_credentials",
                 ),
             }
         }
+        redirects(issues, i, c, &grants);
         clients.insert(
             c.client_id.clone(),
             Client {
@@ -86,6 +87,10 @@ pub(super) fn clients(
                 secret_sha256: c.secret_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
                 grants,
                 scopes: c.scopes.clone(),
+                redirect_uris: c.redirect_uris.clone(),
+                post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                require_consent: c.require_consent,
+                require_pkce: c.require_pkce || c.secret_sha256.is_none(),
             },
         );
     }
@@ -97,4 +102,45 @@ pub(super) fn clients(
         }
     }
     (enabled, clients)
+}
+
+/// `redirect_uris` and `post_logout_redirect_uris`: absolute, no fragment, `https`,
+/// loopback `http` or a private-use scheme (RFC 8252 §7.1); the code grant needs one.
+fn redirects(issues: &mut Issues, i: usize, c: &ClientFile, grants: &[Grant]) {
+    let k = |f: &str| format!("clients[{i}].{f}");
+    if grants.contains(&Grant::AuthorizationCode) && c.redirect_uris.is_empty() {
+        issues.add(
+            k("redirect_uris"),
+            "the authorization_code grant needs at least one redirect URI",
+            "list the exact URIs the client's callback is at, e.g. [\"https://app.example.com/callback\"]",
+        );
+    }
+    if !c.redirect_uris.is_empty() && !grants.contains(&Grant::AuthorizationCode) {
+        issues.add(
+            k("redirect_uris"),
+            "is set but the client may not use the authorization_code grant",
+            "add \"authorization_code\" to grants, or remove redirect_uris",
+        );
+    }
+    if !c.require_pkce && c.secret_sha256.is_none() {
+        issues.add(
+            k("require_pkce"),
+            "a public client must use PKCE (RFC 9700 §2.1.1)",
+            "remove require_pkce = false",
+        );
+    }
+    for (field, list) in [
+        ("redirect_uris", &c.redirect_uris),
+        ("post_logout_redirect_uris", &c.post_logout_redirect_uris),
+    ] {
+        for (j, u) in list.iter().enumerate() {
+            if let Err(why) = crate::token::browser::check_redirect_uri(u) {
+                issues.add(
+                    format!("clients[{i}].{field}[{j}]"),
+                    format!("\"{u}\" {why}"),
+                    "use an absolute https URI (http only on 127.0.0.1, [::1] or localhost), without a fragment",
+                );
+            }
+        }
+    }
 }

@@ -11,13 +11,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::file::{ClientFile, RegistrationFile, TokensFile, UsersFile};
+use crate::config::file::{ClientFile, LoginFile, RegistrationFile, TokensFile, UsersFile};
 use crate::ratelimit::LoginDefaults;
 use crate::ratelimit::Rate;
 use crate::token::password::Hasher;
 use crate::token::{ScopePolicy, TokenService};
 
 use super::clients::clients;
+use super::login::login;
 use super::tokens::OwnKeys;
 use super::users::{registration, users_section, UsersSection};
 use super::Issues;
@@ -27,6 +28,7 @@ pub(super) struct Files {
     pub users: Option<UsersFile>,
     pub clients: Vec<Option<ClientFile>>,
     pub registration: Option<RegistrationFile>,
+    pub login: Option<LoginFile>,
 }
 
 /// The token service, when `[tokens] signing_key` turns it on.
@@ -48,6 +50,7 @@ pub(super) fn token_service(
                 files.registration.as_ref().is_some_and(|r| r.enabled),
                 "registration",
             ),
+            (files.login.is_some(), "login"),
         ];
         // A [tokens] that could not be read is reported once, not again by each
         // section that needs it.
@@ -150,6 +153,27 @@ pub(super) fn token_service(
         seed_users,
     } = users_section(issues, files.users, roles, base_dir);
     let registration = registration(issues, files.registration, roles);
+    let login = login(
+        issues,
+        files.login.unwrap_or_default(),
+        &clients,
+        roles,
+        base_dir,
+    );
+    let browser_clients = clients
+        .values()
+        .any(|c| c.grants.contains(&crate::token::Grant::AuthorizationCode));
+    if browser_clients
+        && signing
+            .as_ref()
+            .is_some_and(|k| k.alg == jsonwebtoken::Algorithm::HS256)
+    {
+        issues.add(
+            "tokens.signing_key",
+            "an HS256 key cannot sign id_tokens for the authorization_code grant",
+            "sign with an RS256, ES256 or EdDSA key (clients verify id_tokens against the JWKS)",
+        );
+    }
 
     let signing = signing?;
     Some(TokenService {
@@ -180,5 +204,6 @@ pub(super) fn token_service(
         hash_limits,
         registration,
         created_keys: own.created,
+        login,
     })
 }

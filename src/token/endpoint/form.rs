@@ -40,7 +40,7 @@ impl Form {
 }
 
 /// Reads a form body of at most [`MAX_FORM_BYTES`] after checking the content type.
-pub(super) async fn read_form<B>(req: Request<B>) -> Result<(HeaderMap, Form), OAuthError>
+pub(crate) async fn read_form<B>(req: Request<B>) -> Result<(HeaderMap, Form), OAuthError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 
+use super::browser::{self, DemoFile};
 use super::{grants, TokenRuntime, TokenService};
 use crate::body::Body;
 use crate::error::GatewayError;
@@ -30,6 +31,20 @@ pub enum Endpoint {
     Register,
     Jwks,
     Metadata,
+    /// `{prefix}/authorize` (and its login and consent forms).
+    Authorize,
+    /// `{prefix}/userinfo`.
+    Userinfo,
+    /// `{prefix}/logout`.
+    Logout,
+    /// `{prefix}/login.css`.
+    LoginCss,
+    /// `{prefix}/login/{provider}`: the provider's index in `[login] providers`.
+    ExternalStart(u16),
+    /// `{prefix}/login/{provider}/callback`.
+    ExternalCallback(u16),
+    /// The demo app (`[login] demo_client`).
+    Demo(DemoFile),
 }
 
 impl Endpoint {
@@ -41,6 +56,13 @@ impl Endpoint {
             Endpoint::Register => "register",
             Endpoint::Jwks => "jwks",
             Endpoint::Metadata => "metadata",
+            Endpoint::Authorize => "authorize",
+            Endpoint::Userinfo => "userinfo",
+            Endpoint::Logout => "logout",
+            Endpoint::LoginCss => "login-css",
+            Endpoint::ExternalStart(_) => "external-login",
+            Endpoint::ExternalCallback(_) => "external-callback",
+            Endpoint::Demo(_) => "demo",
         }
     }
 
@@ -52,6 +74,13 @@ impl Endpoint {
             Endpoint::Register => "portcullis:register",
             Endpoint::Jwks => "portcullis:jwks",
             Endpoint::Metadata => "portcullis:metadata",
+            Endpoint::Authorize => "portcullis:authorize",
+            Endpoint::Userinfo => "portcullis:userinfo",
+            Endpoint::Logout => "portcullis:logout",
+            Endpoint::LoginCss => "portcullis:login-css",
+            Endpoint::ExternalStart(_) => "portcullis:external-login",
+            Endpoint::ExternalCallback(_) => "portcullis:external-callback",
+            Endpoint::Demo(_) => "portcullis:demo",
         }
     }
 
@@ -64,11 +93,33 @@ impl Endpoint {
             }
             _ => {}
         }
+        if svc.login.demo_client.is_some() {
+            if let Some(f) = DemoFile::at(path) {
+                return Some(Endpoint::Demo(f));
+            }
+        }
         match path.strip_prefix(svc.endpoint_prefix.as_str())? {
             "/token" => Some(Endpoint::Token),
             "/revoke" => Some(Endpoint::Revoke),
             "/register" if svc.registration.is_some() => Some(Endpoint::Register),
-            _ => None,
+            "/authorize" => Some(Endpoint::Authorize),
+            "/userinfo" => Some(Endpoint::Userinfo),
+            "/logout" => Some(Endpoint::Logout),
+            "/login.css" => Some(Endpoint::LoginCss),
+            rest => {
+                let rest = rest.strip_prefix("/login/")?;
+                let (name, callback) = match rest.strip_suffix("/callback") {
+                    Some(n) => (n, true),
+                    None => (rest, false),
+                };
+                let i = svc.login.providers.iter().position(|p| p.name == name)?;
+                let i = u16::try_from(i).ok()?;
+                Some(if callback {
+                    Endpoint::ExternalCallback(i)
+                } else {
+                    Endpoint::ExternalStart(i)
+                })
+            }
         }
     }
 }
@@ -78,17 +129,20 @@ mod error;
 mod form;
 mod metadata;
 
-pub use client::{authenticate_client, ClientAuth};
+pub use client::{authenticate, authenticate_client, find_client, ClientAuth, Presented};
 pub use error::{no_store, OAuthError};
+pub(crate) use form::read_form;
 pub use form::Form;
 pub use metadata::metadata;
 
 /// Answers a request for one of the token service's endpoints; a refusal is an
-/// [`OAuthError`] (or a 405), rendered by the gateway's one error renderer.
+/// [`OAuthError`] (or a 405), rendered by the gateway's one error renderer. `secure`:
+/// the request came over TLS (the sign-in cookie's name and `Secure` flag).
 pub async fn serve<B>(
     endpoint: Endpoint,
     req: Request<B>,
     client_ip: IpAddr,
+    secure: bool,
     snap: &Snapshot,
     svc: &TokenService,
     rt: Option<&TokenRuntime>,
@@ -118,10 +172,20 @@ where
             );
             Ok(resp)
         }
-        Endpoint::Token | Endpoint::Revoke | Endpoint::Register => {
-            if method != Method::POST {
-                return Err(GatewayError::MethodNotAllowed(vec![Method::POST]));
+        Endpoint::LoginCss => {
+            if method != Method::GET && method != Method::HEAD {
+                return Err(GatewayError::MethodNotAllowed(vec![
+                    Method::GET,
+                    Method::HEAD,
+                ]));
             }
+            Ok(browser::stylesheet(&svc.login))
+        }
+        Endpoint::Demo(f) => {
+            let client = svc.login.demo_client.as_deref().unwrap_or_default();
+            browser::demo(f, &method, req.uri().path(), client)
+        }
+        _ => {
             let Some(rt) = rt else {
                 tracing::error!("the token service's store is not open; restart to enable it");
                 return Err(GatewayError::TokenServiceDown);
@@ -130,7 +194,6 @@ where
                 tracing::error!("the login rate-limit policies are missing");
                 return Err(GatewayError::TokenServiceDown);
             };
-            let (headers, form) = form::read_form(req).await?;
             let ctx = grants::Ctx {
                 svc,
                 rt,
@@ -140,6 +203,25 @@ where
                 login,
                 login_ip,
             };
+            match endpoint {
+                Endpoint::Authorize => return browser::authorize(&ctx, secure, req).await,
+                Endpoint::Logout => return browser::logout(&ctx, secure, req).await,
+                Endpoint::Userinfo => {
+                    let headers = req.headers().clone();
+                    return browser::userinfo(&ctx, &method, &headers).await;
+                }
+                Endpoint::ExternalStart(i) => {
+                    return browser::external::start(&ctx, secure, usize::from(i), req).await
+                }
+                Endpoint::ExternalCallback(i) => {
+                    return browser::external::callback(&ctx, secure, usize::from(i), req).await
+                }
+                _ => {}
+            }
+            if method != Method::POST {
+                return Err(GatewayError::MethodNotAllowed(vec![Method::POST]));
+            }
+            let (headers, form) = form::read_form(req).await?;
             let answer = match endpoint {
                 Endpoint::Token => grants::token(&ctx, &headers, &form).await,
                 Endpoint::Revoke => grants::revoke(&ctx, &headers, &form).await,

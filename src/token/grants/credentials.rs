@@ -16,12 +16,12 @@ use crate::ratelimit::{KeyInput, Policy};
 /// checked — so concurrent guesses can never exceed the budget — and given back when
 /// the attempt succeeds or was never tried ([`Attempt::refund`]): in effect only failed
 /// attempts count. Dropped without a refund, it stays counted (a failure).
-pub(super) struct Attempt<'a> {
+pub(crate) struct Attempt<'a> {
     policies: Vec<&'a Policy>,
     input: KeyInput<'a>,
 }
 
-pub(super) fn key_input<'a>(ip: IpAddr, username: &'a str, headers: &'a HeaderMap) -> KeyInput<'a> {
+pub(crate) fn key_input<'a>(ip: IpAddr, username: &'a str, headers: &'a HeaderMap) -> KeyInput<'a> {
     KeyInput {
         ip,
         issuer: None,
@@ -37,7 +37,7 @@ impl<'a> Attempt<'a> {
     /// Counts the attempt on each policy in turn (per IP first: a flood from one
     /// address then stops adding per-username keys); a refusal gives back what the
     /// earlier ones counted.
-    pub(super) async fn begin(
+    pub(crate) async fn begin(
         policies: &[&'a Policy],
         input: KeyInput<'a>,
     ) -> Result<Attempt<'a>, OAuthError> {
@@ -58,7 +58,7 @@ impl<'a> Attempt<'a> {
         Ok(counted)
     }
 
-    pub(super) async fn refund(self) {
+    pub(crate) async fn refund(self) {
         for p in &self.policies {
             p.refund(&self.input).await;
         }
@@ -66,7 +66,7 @@ impl<'a> Attempt<'a> {
 }
 
 /// Runs `work` (a password hash or verification) through the process's hashing gate.
-pub(super) async fn hash_work<T: Send + 'static>(
+pub(crate) async fn hash_work<T: Send + 'static>(
     ctx: &Ctx<'_>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, OAuthError> {
@@ -80,15 +80,16 @@ pub(super) async fn hash_work<T: Send + 'static>(
 }
 
 /// A user as the grants see one: from the config (static) or the store.
-pub(super) struct User {
-    pub(super) username: String,
-    pub(super) password_hash: String,
-    pub(super) roles: Vec<String>,
-    pub(super) disabled: bool,
-    pub(super) stored: bool,
+pub(crate) struct User {
+    pub(crate) username: String,
+    pub(crate) password_hash: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) disabled: bool,
+    pub(crate) stored: bool,
+    pub(crate) email: Option<String>,
 }
 
-pub(super) async fn find_user(ctx: &Ctx<'_>, username: &str) -> Result<Option<User>, OAuthError> {
+pub(crate) async fn find_user(ctx: &Ctx<'_>, username: &str) -> Result<Option<User>, OAuthError> {
     if let Some(u) = ctx.svc.static_users.get(username) {
         return Ok(Some(User {
             username: u.username.clone(),
@@ -96,6 +97,7 @@ pub(super) async fn find_user(ctx: &Ctx<'_>, username: &str) -> Result<Option<Us
             roles: u.roles.clone(),
             disabled: false,
             stored: false,
+            email: None,
         }));
     }
     let found = ctx
@@ -110,5 +112,6 @@ pub(super) async fn find_user(ctx: &Ctx<'_>, username: &str) -> Result<Option<Us
         roles: u.roles,
         disabled: u.disabled,
         stored: true,
+        email: u.email,
     }))
 }

@@ -15,27 +15,29 @@
 //! hashing gate and counted login attempts) and `issue` (signing and storing what a
 //! grant hands out).
 
-mod credentials;
-mod issue;
-mod password;
+pub(crate) mod code;
+pub(crate) mod credentials;
+pub(crate) mod issue;
+pub(crate) mod password;
 mod refresh;
 mod register;
 mod revoke;
-mod scope;
+pub(crate) mod scope;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use http::{HeaderMap, Response, StatusCode};
 
-use super::endpoint::{authenticate_client, ClientAuth, Form, OAuthError};
+use super::endpoint::{authenticate, ClientAuth, Form, OAuthError};
 use super::hashing::GateError;
 use super::{Client, Grant, TokenRuntime, TokenService};
 use crate::auth::jwt::Verifier;
 use crate::body::Body;
 use crate::ratelimit::Policy;
 
-use issue::{access_token, success};
+use code::code_grant;
+use issue::{access_token, success, Subject};
 use password::password_grant;
 use refresh::refresh_grant;
 pub use register::{register, valid_username};
@@ -43,7 +45,7 @@ pub use revoke::revoke;
 use scope::{grant_scopes, parse_scope};
 
 /// What a grant needs from the request's surroundings.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub svc: &'a TokenService,
     pub rt: &'a TokenRuntime,
     pub roles: &'a HashMap<String, Vec<String>>,
@@ -55,9 +57,9 @@ pub struct Ctx<'a> {
     pub login_ip: &'a Policy,
 }
 
-const BAD_CREDENTIALS: &str = "the username or password is incorrect";
+pub(crate) const BAD_CREDENTIALS: &str = "the username or password is incorrect";
 
-fn server_error(e: impl std::fmt::Display) -> OAuthError {
+pub(crate) fn server_error(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "token service failure");
     OAuthError::server_error()
 }
@@ -110,7 +112,8 @@ async fn grant(
         }
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
     };
-    let (client, auth) = authenticate_client(ctx.svc, headers, form)?;
+    let (client, auth) = authenticate(ctx.svc, ctx.rt, headers, form).await?;
+    let client = &client;
     // A grant the server does not serve is unsupported whichever client asks (even
     // one whose `grants` lists it).
     let grant = Grant::parse(grant)
@@ -131,6 +134,7 @@ async fn grant(
         Grant::Password => password_grant(ctx, client, form).await,
         Grant::RefreshToken => refresh_grant(ctx, client, form).await,
         Grant::ClientCredentials => client_credentials_grant(ctx, client, auth, form),
+        Grant::AuthorizationCode => code_grant(ctx, client, auth, headers, form).await,
     }
 }
 
@@ -149,6 +153,15 @@ fn client_credentials_grant(
     }
     let requested = parse_scope(form.get("scope"))?;
     let scopes = grant_scopes(ctx.svc.scope_policy, &requested, &client.scopes)?;
-    let access = access_token(ctx.svc, &client.client_id, &client.client_id, &scopes, &[])?;
-    Ok(success(access, None, &scopes))
+    let access = access_token(
+        ctx.svc,
+        &Subject {
+            subject: &client.client_id,
+            client_id: &client.client_id,
+            scopes: &scopes,
+            roles: &[],
+            grant: Grant::ClientCredentials,
+        },
+    )?;
+    Ok(success(&access, None, &scopes))
 }

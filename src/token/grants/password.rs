@@ -4,8 +4,8 @@
 
 use http::{HeaderMap, Response};
 
-use super::credentials::{find_user, hash_work, key_input, Attempt};
-use super::issue::{access_token, random_b64, refresh_token, success};
+use super::credentials::{find_user, hash_work, key_input, Attempt, User};
+use super::issue::{access_token, random_b64, refresh_token, success, Subject};
 use super::scope::{grant_scopes, parse_scope, within_client};
 use super::{valid_username, Client, Ctx, Grant, OAuthError, TokenService, BAD_CREDENTIALS};
 use crate::body::Body;
@@ -19,12 +19,53 @@ pub(super) async fn password_grant(
 ) -> Result<Response<Body>, OAuthError> {
     let username = form.require("username", "username is missing")?;
     let password = form.require("password", "password is missing")?;
+    let requested = parse_scope(form.get("scope"))?;
+    let user = verify_login(ctx, username, password).await?;
+    let allowed = within_client(TokenService::role_scopes(&user.roles, ctx.roles), client);
+    let scopes = grant_scopes(ctx.svc.scope_policy, &requested, &allowed)?;
+    let access = access_token(
+        ctx.svc,
+        &Subject {
+            subject: &user.username,
+            client_id: &client.client_id,
+            scopes: &scopes,
+            roles: &user.roles,
+            grant: Grant::Password,
+        },
+    )?;
+    let refresh = if client.grants.contains(&Grant::RefreshToken) {
+        let family = random_b64(16)?;
+        Some(
+            refresh_token(
+                ctx,
+                family,
+                &user.username,
+                &client.client_id,
+                &scopes.join(" "),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    tracing::info!(user = %user.username, client = %client.client_id, "token issued (password grant)");
+    Ok(success(&access, refresh, &scopes))
+}
+
+/// A counted login attempt (both login policies), the user looked up and the password
+/// verified through the hashing gate; an outdated hash is upgraded. Every failure is
+/// the same `invalid_grant` text, whatever failed. Used by the password grant and the
+/// login page.
+pub(crate) async fn verify_login(
+    ctx: &Ctx<'_>,
+    username: &str,
+    password: &str,
+) -> Result<User, OAuthError> {
     // Before anything else: no such user can exist, so no limiter key, no store
     // lookup and no hashing is spent on it.
     if !valid_username(username) {
         return Err(OAuthError::invalid_grant(BAD_CREDENTIALS));
     }
-    let requested = parse_scope(form.get("scope"))?;
     let headers = HeaderMap::new();
     let attempt = Attempt::begin(
         &[ctx.login_ip, ctx.login],
@@ -91,30 +132,5 @@ pub(super) async fn password_grant(
             Ok(Err(e)) => tracing::warn!(error = %e, "password hash upgrade failed"),
         }
     }
-    let allowed = within_client(TokenService::role_scopes(&user.roles, ctx.roles), client);
-    let scopes = grant_scopes(ctx.svc.scope_policy, &requested, &allowed)?;
-    let access = access_token(
-        ctx.svc,
-        &user.username,
-        &client.client_id,
-        &scopes,
-        &user.roles,
-    )?;
-    let refresh = if client.grants.contains(&Grant::RefreshToken) {
-        let family = random_b64(16)?;
-        Some(
-            refresh_token(
-                ctx,
-                family,
-                &user.username,
-                &client.client_id,
-                &scopes.join(" "),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    tracing::info!(user = %user.username, client = %client.client_id, "token issued (password grant)");
-    Ok(success(access, refresh, &scopes))
+    Ok(user)
 }

@@ -5,9 +5,9 @@
 use http::Response;
 
 use super::credentials::find_user;
-use super::issue::{access_token, refresh_token, success};
-use super::scope::{parse_scope, within_client};
-use super::{server_error, Client, Ctx, OAuthError, TokenService};
+use super::issue::{access_token, refresh_token, success, Subject};
+use super::scope::{is_identity_scope, parse_scope, within_client};
+use super::{server_error, Client, Ctx, Grant, OAuthError, TokenService};
 use crate::auth::api_key;
 use crate::body::Body;
 use crate::token::endpoint::Form;
@@ -73,14 +73,18 @@ pub(super) async fn refresh_grant(
         requested
     }
     .into_iter()
-    .filter(|s| now_allowed.contains(s))
+    // OpenID scopes (`openid`, `profile`…) are not role scopes: they stay as granted.
+    .filter(|s| now_allowed.contains(s) || is_identity_scope(s))
     .collect();
     let access = access_token(
         ctx.svc,
-        &user.username,
-        &client.client_id,
-        &scopes,
-        &user.roles,
+        &Subject {
+            subject: &user.username,
+            client_id: &client.client_id,
+            scopes: &scopes,
+            roles: &user.roles,
+            grant: Grant::RefreshToken,
+        },
     )?;
     let refresh = refresh_token(
         ctx,
@@ -90,5 +94,5 @@ pub(super) async fn refresh_grant(
         &record.scope,
     )
     .await?;
-    Ok(success(access, Some(refresh), &scopes))
+    Ok(success(&access, Some(refresh), &scopes))
 }

@@ -6,7 +6,7 @@
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{authenticate_client, server_error, Ctx, OAuthError};
+use super::{authenticate, server_error, Ctx, OAuthError};
 use crate::auth::api_key;
 use crate::body::Body;
 use crate::token::endpoint::{no_store, Form};
@@ -19,7 +19,7 @@ pub async fn revoke(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<Response<Body>, OAuthError> {
-    let (client, _) = authenticate_client(ctx.svc, headers, form)?;
+    let (client, _) = authenticate(ctx.svc, ctx.rt, headers, form).await?;
     let token = form.require("token", "token is missing")?;
     let hint = form.get("token_type_hint");
     let ok = || Ok(no_store(StatusCode::OK, &json!({})));

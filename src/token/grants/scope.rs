@@ -5,8 +5,18 @@
 use super::{Client, OAuthError};
 use crate::token::ScopePolicy;
 
+/// OpenID Connect's scopes: what the user's roles grant does not bound them; the
+/// authorization code grant grants them when asked (a client's `scopes` list, when
+/// set, still does).
+pub(crate) const IDENTITY_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// Whether a scope is one of [`IDENTITY_SCOPES`].
+pub(crate) fn is_identity_scope(s: &str) -> bool {
+    IDENTITY_SCOPES.contains(&s)
+}
+
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, space-separated.
-pub(super) fn parse_scope(s: Option<&str>) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn parse_scope(s: Option<&str>) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
     for t in s.unwrap_or("").split(' ').filter(|t| !t.is_empty()) {
         if !t
@@ -26,7 +36,7 @@ pub(super) fn parse_scope(s: Option<&str>) -> Result<Vec<String>, OAuthError> {
 
 /// The scopes to grant: the request within `allowed` (all of `allowed` when nothing is
 /// requested), by the scope policy.
-pub(super) fn grant_scopes(
+pub(crate) fn grant_scopes(
     policy: ScopePolicy,
     requested: &[String],
     allowed: &[String],
@@ -53,7 +63,7 @@ pub(super) fn grant_scopes(
 }
 
 /// Narrows `scopes` to what a client may obtain (no list = no limit).
-pub(super) fn within_client(scopes: Vec<String>, client: &Client) -> Vec<String> {
+pub(crate) fn within_client(scopes: Vec<String>, client: &Client) -> Vec<String> {
     if client.scopes.is_empty() {
         scopes
     } else {

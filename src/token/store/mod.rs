@@ -12,20 +12,28 @@
 //!
 //! `runtime` opens the pool on that runtime and runs every query there; `users`,
 //! `refresh` and `revoked` hold the queries of their table (`users`,
-//! `refresh_tokens`, `revoked_tokens`). The [`Store`] API is the same whichever
+//! `refresh_tokens`, `revoked_tokens`); `codes`, `sessions` and `clients` those of
+//! browser sign-in (authorization codes; sessions, consents, pending external
+//! sign-ins and shared secrets; stored clients and external identities). The [`Store`] API is the same whichever
 //! backend is in use.
 
+mod clients;
+mod codes;
 mod refresh;
 mod revoked;
 mod runtime;
+mod sessions;
 mod users;
 
 use std::sync::Arc;
 
 use sqlx::AnyPool;
 
+pub use clients::ClientRecord;
+pub use codes::{CodeRecord, Redemption};
 pub use refresh::{RefreshRecord, Rotation};
 use runtime::Background;
+pub use sessions::{LoginState, SessionRecord};
 pub use users::UserRecord;
 
 /// Why a store operation failed. The text never holds a password or token.

@@ -23,6 +23,8 @@ pub struct UserRecord {
     pub disabled: bool,
     /// Seconds since the epoch.
     pub created_at: i64,
+    /// A verified email address (set by external sign-in), lower-case.
+    pub email: Option<String>,
 }
 
 fn user_from(row: &AnyRow) -> Result<UserRecord, sqlx::Error> {
@@ -33,10 +35,11 @@ fn user_from(row: &AnyRow) -> Result<UserRecord, sqlx::Error> {
         roles: roles.split_whitespace().map(str::to_string).collect(),
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: row.try_get("created_at")?,
+        email: row.try_get("email")?,
     })
 }
 
-const USER_COLUMNS: &str = "username, password_hash, roles, disabled, created_at";
+const USER_COLUMNS: &str = "username, password_hash, roles, disabled, created_at, email";
 
 impl Store {
     /// The user with this name, if any.
