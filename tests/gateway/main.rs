@@ -23,6 +23,7 @@ mod redis;
 mod reload;
 mod routing;
 mod shutdown;
+mod signin;
 mod support;
 mod tls;
 mod token;

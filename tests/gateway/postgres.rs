@@ -11,7 +11,7 @@ use crate::support::*;
 use crate::token::{assert_oauth_error, basic, config, login, post, WEB_SECRET};
 
 /// A PostgreSQL server for one test; stopped when dropped.
-struct Postgres {
+pub(crate) struct Postgres {
     bin: PathBuf,
     data: tempfile::TempDir,
     as_postgres: bool,
@@ -59,7 +59,7 @@ impl Postgres {
         );
     }
 
-    async fn start() -> Postgres {
+    pub(crate) async fn start() -> Postgres {
         let bin = find_bin();
         let data = tempfile::tempdir().expect("tmp");
         // PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
@@ -100,7 +100,7 @@ impl Postgres {
         pg
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://portcullis@127.0.0.1:{}/postgres", self.port)
     }
 }

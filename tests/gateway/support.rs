@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Notify};
 /// Every in-process gateway's logs (all `portcullis` targets, debug level, JSON) go to
 /// `target/test-logs/gateway-PID.log`; `.ci/run` scans them for tokens and the test
 /// passwords afterwards, so a secret logged by any test fails CI.
-fn capture_logs() {
+pub fn capture_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");

@@ -1,0 +1,58 @@
+//! Real clients against the code flow: headless Chromium on the demo app (through
+//! Playwright, `tests/js/spa_browser.mjs`), npm `openid-client` as a certified relying
+//! party (`tests/js/rp_openid_client.mjs`) and Python authlib's `OAuth2Session` with
+//! S256 (`tests/clients/authlib_code.py`). Each script prints a line per check and
+//! fails on the first that does not hold.
+
+use std::process::Command;
+
+use super::{node_script, run, start};
+
+fn assert_ran(what: &str, out: (bool, String, String), last: Option<&str>) {
+    let (ok, stdout, stderr) = out;
+    assert!(
+        ok && !stdout.contains("FAIL") && last.is_none_or(|l| stdout.contains(l)),
+        "{what}:\n{stdout}\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_on_the_demo_app() {
+    let s = start("", "").await;
+    let (node, script) = node_script("spa_browser.mjs");
+    let mut cmd = Command::new(node);
+    // The demo app at http://localhost:PORT/demo/ (a redirect URI of `spa`).
+    cmd.arg(script)
+        .arg(format!("http://localhost:{}", s.addr().port()));
+    assert_ran("spa_browser.mjs", run(cmd).await, Some("no script error"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_signs_in_refreshes_and_logs_out() {
+    let s = start("", "").await;
+    let (node, script) = node_script("rp_openid_client.mjs");
+    let mut cmd = Command::new(node);
+    cmd.arg(script)
+        .arg(&s.base)
+        .arg("spa")
+        .arg(format!("{}/cb", s.base));
+    assert_ran(
+        "rp_openid_client.mjs",
+        run(cmd).await,
+        Some("shows the login page"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_runs_the_code_flow_with_s256() {
+    let s = start("", "").await;
+    let mut cmd = Command::new(crate::clients::python());
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/authlib_code.py"
+    ))
+    .arg(&s.base)
+    .arg("spa")
+    .arg(format!("{}/cb", s.base));
+    assert_ran("authlib_code.py", run(cmd).await, Some("all checks passed"));
+}
