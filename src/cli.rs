@@ -43,6 +43,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: portcullis::token::admin::UsersAction,
     },
+    /// Manage the OAuth clients kept in the store (beside [[clients]]).
+    Clients {
+        #[command(subcommand)]
+        action: portcullis::token::clients_admin::ClientsAction,
+    },
     /// Print an argon2id hash of a password read from a prompt or stdin (for
     /// [[users.static]] and [[users.seed]]).
     HashPassword,

@@ -129,6 +129,23 @@ pub(crate) fn users(
     ))
 }
 
+pub(crate) fn clients(
+    path: &Path,
+    action: portcullis::token::clients_admin::ClientsAction,
+) -> anyhow::Result<String> {
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = config.token_service.as_ref().with_context(|| {
+        format!(
+            "{}: the token service is off; set [tokens] signing_key",
+            path.display()
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(portcullis::token::clients_admin::clients(svc, action))
+}
+
 pub(crate) fn hash_password(path: &Path) -> anyhow::Result<String> {
     use portcullis::token::password::{Argon2Params, Hasher};
     // The configured parameters when there is a usable configuration, else RFC 9106's.

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Check => check(&cli.config),
         Command::ApiKey { action } => api_key(&action),
         Command::Users { action } => report(users(&cli.config, action)),
+        Command::Clients { action } => report(commands::clients(&cli.config, action)),
         Command::HashPassword => report(hash_password(&cli.config)),
         Command::Keys {
             action: KeysCommand::Generate { alg, kid, out },

@@ -75,6 +75,14 @@ grep -q '^HTTP/1.1 400' "$out/malformed" || fail "a token without its scheme is 
 grep -qF 'www-authenticate: Bearer realm="portcullis", error="invalid_request", error_description="the Authorization header has no scheme; expected Bearer <token>"' "$out/malformed" ||
   fail "the 400 names the problem in WWW-Authenticate: $(cat "$out/malformed")"
 grep -q '"error":"invalid_request"' "$out/malformed" || fail "400 body: $(cat "$out/malformed")"
+# Browser sign-in: the demo app, discovery, and no redirect to an unregistered URI.
+[[ $(status localhost:$port/demo/) == 200 ]] || fail "demo app"
+grep -q '<meta name="portcullis-client-id" content="demo-spa">' "$out/body" || fail "demo app's client id: $(cat "$out/body")"
+[[ $(status localhost:$port/.well-known/openid-configuration) == 200 ]] || fail "discovery"
+grep -q '"code_challenge_methods_supported":\["S256"\]' "$out/body" || fail "discovery: S256 only: $(cat "$out/body")"
+curl -si "localhost:$port/authorize?client_id=demo-spa&response_type=code&redirect_uri=https://evil.example/" >"$out/authz"
+head -1 "$out/authz" | grep -q '^HTTP/1.1 400' || fail "unregistered redirect_uri: $(head -1 "$out/authz")"
+grep -qi '^location:' "$out/authz" && fail "an unregistered redirect_uri was redirected to"
 [[ $(status localhost:$port/.well-known/jwks.json) == 200 ]] || fail "jwks"
 grep -q '"kty":"EC"' "$out/body" || fail "jwks body"
 # 5/5s is a burst of 5, then one more per second: 8 attempts at once, 3 refused.

@@ -22,6 +22,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod clients_admin;
 pub(crate) mod denylist;
 pub mod endpoint;
 pub(crate) mod grants;

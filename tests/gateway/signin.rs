@@ -16,6 +16,7 @@ pub(crate) mod flow;
 mod negative;
 mod pages;
 mod replicas;
+mod stored_clients;
 
 use crate::support::*;
 use crate::token::{cheap_hasher, JOHNDOE_BCRYPT, WEB_SECRET};
