@@ -143,7 +143,14 @@ pub(crate) fn clients(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(portcullis::token::clients_admin::clients(svc, action))
+    let audiences = config
+        .tokens
+        .as_ref()
+        .map(|t| t.rules().audiences.clone())
+        .unwrap_or_default();
+    rt.block_on(portcullis::token::clients_admin::clients(
+        svc, &audiences, action,
+    ))
 }
 
 pub(crate) fn hash_password(path: &Path) -> anyhow::Result<String> {

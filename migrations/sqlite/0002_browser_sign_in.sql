@@ -74,6 +74,7 @@ CREATE TABLE login_states (
     request      TEXT    NOT NULL,
     expires_at   INTEGER NOT NULL
 );
+CREATE INDEX login_states_expiry ON login_states (expires_at);
 
 -- Secrets shared by replicas (the CSRF key), made once by whichever starts first.
 CREATE TABLE secrets (

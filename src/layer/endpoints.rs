@@ -29,7 +29,8 @@ where
     };
     let svc = c.snap.config.token_service.as_ref().or_internal()?;
     let rt = c.snap.token_runtime.as_deref();
-    let secure = c.peer.tls.is_some();
+    // Over TLS, or behind a TLS-terminating proxy (an https issuer): `__Host-`, Secure.
+    let secure = c.peer.tls.is_some() || svc.issuer.starts_with("https://");
     Ok(serve(ep, req, c.client_ip, secure, &c.snap, svc, rt).await?)
 }
 

@@ -136,6 +136,8 @@ pub async fn forward(
     {
         t.propagate(h);
     }
+    // The sign-in session stays at the gateway (proxy/cookies.rs).
+    super::cookies::strip_request(h);
     // `100 Continue` was the gateway's to send (hyper sends it when the body is first
     // read); the upstream gets the body without having to answer an expectation.
     h.remove(EXPECT);
@@ -219,6 +221,7 @@ pub async fn forward(
 
     let (mut parts, body) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
+    super::cookies::strip_response(&mut parts.headers);
     Ok(Response::from_parts(parts, Body::Upstream(body)))
 }
 

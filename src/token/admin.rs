@@ -68,6 +68,9 @@ pub enum UsersAction {
     Enable { username: String },
     /// Delete a user and revoke their refresh tokens.
     Remove { username: String },
+    /// Record a user's verified email address: `[[login.providers]]` with
+    /// `link_by_email` then sign them in with an external identity of that address.
+    SetEmail { username: String, email: String },
 }
 
 fn check_roles(
@@ -163,6 +166,23 @@ pub async fn users(
                 return Err(not_found(&username));
             }
             Ok(format!("{username} enabled\n"))
+        }
+        UsersAction::SetEmail { username, email } => {
+            let ok = email.len() <= 254
+                && email.split_once('@').is_some_and(|(a, d)| {
+                    !a.is_empty() && d.contains('.') && !email.contains(char::is_whitespace)
+                });
+            if !ok {
+                bail!("\"{email}\" is not an email address");
+            }
+            if store.find_user(&username).await?.is_none() {
+                return Err(not_found(&username));
+            }
+            store.set_email(&username, &email).await?;
+            Ok(format!(
+                "email of {username}: {}\n",
+                email.to_ascii_lowercase()
+            ))
         }
         UsersAction::Remove { username } => {
             if !store.remove_user(&username).await? {

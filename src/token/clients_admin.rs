@@ -49,7 +49,12 @@ pub enum ClientsAction {
 }
 
 /// Runs a `clients` subcommand against the configured store; returns what to print.
-pub async fn clients(svc: &TokenService, action: ClientsAction) -> anyhow::Result<String> {
+/// `audiences`: `[tokens] audiences` (a client id must not be one).
+pub async fn clients(
+    svc: &TokenService,
+    audiences: &[String],
+    action: ClientsAction,
+) -> anyhow::Result<String> {
     let store = Store::open(&svc.store_url).await?;
     match action {
         ClientsAction::List => {
@@ -101,6 +106,9 @@ pub async fn clients(svc: &TokenService, action: ClientsAction) -> anyhow::Resul
                 &grants,
                 confidential,
             )?;
+            if audiences.contains(&client_id) {
+                bail!("\"{client_id}\" is one of [tokens] audiences: give the client an id of its own");
+            }
             let secret = confidential.then(|| {
                 use base64::Engine as _;
                 use ring::rand::SecureRandom as _;
@@ -180,6 +188,11 @@ fn check_new(
     }
     if parsed.contains(&Grant::ClientCredentials) && !confidential {
         bail!("client_credentials needs a confidential client (--confidential)");
+    }
+    if parsed.contains(&Grant::AuthorizationCode)
+        && svc.signing.alg == jsonwebtoken::Algorithm::HS256
+    {
+        bail!("the authorization_code grant needs an RS256, ES256 or EdDSA signing key ([tokens] signing_key)");
     }
     if parsed.contains(&Grant::AuthorizationCode) && redirects.is_empty() {
         bail!("the authorization_code grant needs --redirect-uri");

@@ -27,6 +27,9 @@ pub enum Answer {
     /// `401` as soon as the first request head is in, without waiting for its body
     /// (as many servers refuse an upload); then only records.
     Early,
+    /// `200` with two `Set-Cookie`: one planting the gateway's sign-in cookie, one of
+    /// the app's own.
+    SetsCookies,
 }
 
 /// One request as received.
@@ -232,6 +235,7 @@ async fn serve(mut stream: TcpStream, bytes: Arc<Mutex<Vec<u8>>>, answer: Answer
                         body.len()
                     )
                 }
+                Answer::SetsCookies => "HTTP/1.1 200 OK\r\nset-cookie: portcullis-session=planted-by-upstream-0000000000; Path=/\r\nset-cookie: app=1; Path=/\r\ncontent-length: 2\r\n\r\nok".to_string(),
                 Answer::SwitchAnything | Answer::SwitchTo(_) => {
                     let proto = match answer {
                         Answer::SwitchTo(p) => p.to_string(),

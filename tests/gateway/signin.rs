@@ -86,6 +86,12 @@ redirect_uris = ["https://first.example/cb"]
 require_consent = false
 
 [[clients]]
+client_id = "native"
+grants = ["authorization_code"]
+redirect_uris = ["http://127.0.0.1/native"]
+require_consent = false
+
+[[clients]]
 client_id = "web"
 secret_sha256 = "{web}"
 grants = ["authorization_code", "refresh_token"]

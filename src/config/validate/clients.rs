@@ -49,6 +49,13 @@ pub(super) fn clients(
                 "give every client a unique id of visible characters",
             );
         }
+        if t.audiences.contains(&c.client_id) {
+            issues.add(
+                k("client_id"),
+                format!("\"{}\" is also one of [tokens] audiences", c.client_id),
+                "give the client an id of its own: an id_token's aud is its client, and must never open an API",
+            );
+        }
         if let Some(h) = &c.secret_sha256 {
             if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                 issues.add(

@@ -111,9 +111,9 @@ fn provider(
         );
     }
     let issuer = p.issuer.trim_end_matches('/').to_string();
-    let local = issuer.starts_with("http://127.0.0.1")
-        || issuer.starts_with("http://localhost")
-        || issuer.starts_with("http://[::1]");
+    let local = issuer.parse::<http::Uri>().is_ok_and(|u| {
+        u.scheme_str() == Some("http") && u.host().is_some_and(crate::token::browser::is_loopback)
+    });
     if !(issuer.starts_with("https://") || local) {
         issues.add(
             k("issuer"),

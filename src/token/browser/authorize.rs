@@ -61,10 +61,20 @@ where
     let svc = ctx.svc;
     let l = &svc.login;
     let prefix = svc.endpoint_prefix.as_str();
+    // The forms are posted; an `action` in a GET (a password in a URL) is ignored.
+    let posted = req.method() == Method::POST;
     let (headers, form) = match params(req).await {
         Ok(p) => p,
         Err(page) => return Ok(page.render(l, prefix)),
     };
+    if svc.signing.alg == jsonwebtoken::Algorithm::HS256 {
+        return Ok(Page::error(
+            StatusCode::BAD_REQUEST,
+            "Sign-in is not available",
+            "Browser sign-in needs an RS256, ES256 or EdDSA signing key ([tokens] signing_key).",
+        )
+        .render(l, prefix));
+    }
     let areq = match parse(svc, ctx.rt, &form).await {
         Ok(r) => r,
         Err(Refusal::Page(p)) => return Ok(p.render(l, prefix)),
@@ -77,7 +87,7 @@ where
         browser: Browser::from_headers(&headers, secure),
         set_cookie: Vec::new(),
     };
-    let out = match form.get("action") {
+    let out = match form.get("action").filter(|_| posted) {
         Some("login") => flow.login(&form).await,
         Some("consent") => flow.consent(&form).await,
         _ => flow.start().await,
@@ -139,16 +149,26 @@ impl Flow<'_, '_> {
         self.ctx.svc
     }
 
+    /// Whether a session is recent enough for this request: within `max_age`, and
+    /// for `prompt=login` a sign-in of the last [`PROMPT_LOGIN_WINDOW`] seconds (the
+    /// one this request's login form just made: the consent form that follows it
+    /// cannot be posted with an older session).
+    fn fresh(&self, s: &SessionRecord, after_login: bool) -> bool {
+        let now = now_secs();
+        let within_max_age = self
+            .areq
+            .max_age
+            .is_none_or(|m| s.auth_time.saturating_add(m) >= now);
+        let login_asked = self.areq.prompt.iter().any(|p| p == "login");
+        let login_ok =
+            !login_asked || (after_login && s.auth_time.saturating_add(PROMPT_LOGIN_WINDOW) >= now);
+        within_max_age && login_ok
+    }
+
     /// A fresh request: signed in already (and recently enough), or the login page.
     async fn start(&mut self) -> Result<Step, OAuthError> {
         let session = self.browser.session(self.ctx.rt).await?;
-        let fresh = session.filter(|s| {
-            !self.areq.prompt.iter().any(|p| p == "login")
-                && self
-                    .areq
-                    .max_age
-                    .is_none_or(|m| s.auth_time.saturating_add(m) >= now_secs())
-        });
+        let fresh = session.filter(|s| self.fresh(s, false));
         match fresh {
             Some(s) => self.signed_in(s).await,
             None if self.areq.prompt.iter().any(|p| p == "none") => Ok(Step::Redirect(
@@ -257,7 +277,8 @@ impl Flow<'_, '_> {
         {
             return Ok(Step::Page(csrf_refused()));
         }
-        let Some(session) = self.browser.session(self.ctx.rt).await? else {
+        let session = self.browser.session(self.ctx.rt).await?;
+        let Some(session) = session.filter(|s| self.fresh(s, true)) else {
             return self.login_page(StatusCode::OK, None, "");
         };
         let Some(user) = self.user(&session).await? else {
@@ -298,6 +319,13 @@ impl Flow<'_, '_> {
     /// Signed in: consent if needed, else the code.
     pub(super) async fn signed_in(&mut self, session: SessionRecord) -> Result<Step, OAuthError> {
         let Some(user) = self.user(&session).await? else {
+            if self.areq.prompt.iter().any(|p| p == "none") {
+                return Ok(Step::Redirect(Redirect::error(
+                    &self.areq,
+                    "login_required",
+                    "the user is not signed in",
+                )));
+            }
             return self.login_page(StatusCode::OK, None, "");
         };
         let scopes = match self.scopes(&user) {
@@ -306,8 +334,13 @@ impl Flow<'_, '_> {
         };
         let client = &self.areq.client;
         let asked = self.areq.prompt.iter().any(|p| p == "consent");
+        // A public client whose redirect URI any local program could claim (loopback,
+        // private-use scheme) is never approved without the user at least once
+        // (RFC 8252 §8.6), whatever `require_consent` says.
+        let native =
+            client.secret_sha256.is_none() && super::is_native_redirect(&self.areq.redirect_uri);
         let needed = asked
-            || (client.require_consent && {
+            || ((client.require_consent || native) && {
                 let given = self
                     .ctx
                     .rt
@@ -354,6 +387,11 @@ impl Flow<'_, '_> {
             .iter()
             .cloned()
             .partition(|s| is_identity_scope(s));
+        // A client's `scopes` list, when set, bounds the OpenID scopes too.
+        let identity: Vec<String> = identity
+            .into_iter()
+            .filter(|s| c.scopes.is_empty() || c.scopes.contains(s))
+            .collect();
         let api = if self.areq.scope.is_empty() {
             allowed
         } else if api.is_empty() {
@@ -403,6 +441,9 @@ impl Flow<'_, '_> {
         }))
     }
 }
+
+/// How recent a sign-in must be for a `prompt=login` request's consent form.
+const PROMPT_LOGIN_WINDOW: i64 = 600;
 
 /// A form without this browser's CSRF token: refused, nothing redirected.
 pub(super) fn csrf_refused() -> Page {

@@ -53,6 +53,8 @@ const PENDING_SECS: i64 = 600;
 /// A provider's endpoints and keys, found at first use.
 #[derive(Debug)]
 pub struct ProviderRuntime {
+    /// `authorization_response_iss_parameter_supported` (RFC 9207).
+    sends_iss: bool,
     authorization_endpoint: String,
     token_endpoint: String,
     jwks: Arc<JwksClient>,
@@ -115,6 +117,10 @@ async fn runtime(rt: &TokenRuntime, p: &Provider) -> Result<Arc<ProviderRuntime>
     let handle = rt.store.handle().map_err(|e| e.to_string())?;
     jwks.spawn_refresher(&handle);
     let out = Arc::new(ProviderRuntime {
+        sends_iss: doc
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         authorization_endpoint: field("authorization_endpoint")?,
         token_endpoint: field("token_endpoint")?,
         jwks,
@@ -163,6 +169,26 @@ where
             )
         }
     };
+    // Each start writes a pending sign-in to the store: anonymous callers pay for it
+    // from the per-IP login budget (`login_ip`), like a failed password.
+    let headers_for_limit = http::HeaderMap::new();
+    let attempt = crate::token::grants::credentials::Attempt::begin(
+        &[ctx.login_ip],
+        crate::token::grants::credentials::key_input(ctx.client_ip, "", &headers_for_limit),
+    )
+    .await;
+    if let Err(e) = attempt {
+        let wait = e.retry_after.unwrap_or(1);
+        let mut resp = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many sign-in attempts. Wait {wait} seconds, then try again."),
+        )
+        .render(l, prefix);
+        if let Ok(v) = http::HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
     let prt = match runtime(ctx.rt, p).await {
         Ok(x) => x,
         Err(e) => {
@@ -315,7 +341,7 @@ async fn finish(
         Err(Refusal::Internal(e)) => return Err(e.into()),
     };
     if let Some(e) = form.get("error") {
-        tracing::info!(provider = %p.name, error = %e, "the provider refused the sign-in");
+        tracing::info!(provider = %p.name, error = ?e, "the provider refused the sign-in");
         let r = Redirect::error(
             &areq,
             "access_denied",
@@ -323,16 +349,23 @@ async fn finish(
         );
         return Ok(r.response(Some(&ctx.svc.issuer), Vec::new()));
     }
-    if form
-        .get("iss")
-        .is_some_and(|i| i.trim_end_matches('/') != p.issuer)
-    {
-        return Err(Failure::Refused(
-            "iss in the answer is not the provider's".into(),
-        ));
+    let prt = runtime(ctx.rt, p).await.map_err(Failure::Refused)?;
+    // RFC 9207: `iss` in the answer must be the provider's, and must be there when the
+    // provider says it sends it (a mix-up attack answers from another provider).
+    match form.get("iss") {
+        Some(i) if i.trim_end_matches('/') != p.issuer => {
+            return Err(Failure::Refused(
+                "iss in the answer is not the provider's".into(),
+            ))
+        }
+        None if prt.sends_iss => {
+            return Err(Failure::Refused(
+                "the answer has no iss, which the provider promises".into(),
+            ))
+        }
+        _ => {}
     }
     let code = form.get("code").ok_or(Failure::Refused("no code".into()))?;
-    let prt = runtime(ctx.rt, p).await.map_err(Failure::Refused)?;
     let claims = exchange(ctx, p, &prt, code, &pending).await?;
     let username = local_user(ctx, p, &claims).await?;
     let session = SessionRecord {
@@ -418,7 +451,9 @@ async fn exchange(
         .get("aud")
         .and_then(Value::as_array)
         .is_some_and(|a| a.len() > 1);
-    if aud_many && claims.get("azp").and_then(Value::as_str) != Some(p.client_id.as_str()) {
+    let azp = claims.get("azp").and_then(Value::as_str);
+    // OIDC Core §3.1.3.7: azp, when present (and always with several audiences), is us.
+    if (aud_many || azp.is_some()) && azp != Some(p.client_id.as_str()) {
         return Err(Failure::Refused(
             "the id_token's azp is not our client".into(),
         ));
@@ -438,11 +473,19 @@ async fn local_user(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or(Failure::Refused("the id_token has no sub".into()))?;
+    let is_static = |u: &str| ctx.svc.static_users.contains_key(u);
     if let Some(u) = store
         .external_user(&p.name, sub)
         .await
         .map_err(server_error)?
     {
+        // A static user of that name (added to the file later) shadows the store's:
+        // the external identity never becomes it.
+        if is_static(&u) {
+            return Err(Failure::Refused(format!(
+                "linked user {u} is now a static user"
+            )));
+        }
         return Ok(u);
     }
     let verified_email = match (claims.get("email"), claims.get("email_verified")) {
@@ -472,10 +515,12 @@ async fn local_user(
     let mut name = base.clone();
     for _ in 0..3 {
         // "!external": not a password hash, so no password ever verifies against it.
-        if store
-            .add_user(&name, "!external", &roles)
-            .await
-            .map_err(server_error)?
+        // A static user's name is taken too (it would shadow the new store user).
+        if !is_static(&name)
+            && store
+                .add_user(&name, "!external", &roles)
+                .await
+                .map_err(server_error)?
         {
             if let Some(e) = &verified_email {
                 store.set_email(&name, e).await.map_err(server_error)?;

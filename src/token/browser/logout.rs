@@ -140,26 +140,33 @@ fn origin_of(uri: &str) -> Option<String> {
     Some(format!("{}://{}", u.scheme_str()?, u.authority()?.as_str()))
 }
 
-/// (sub, aud) of an id_token this issuer signed; expiry is not checked (a hint may
-/// be old), the signature and issuer are.
+/// (sub, aud) of an id_token this gateway signed (with one of its signing keys, the
+/// ones its JWKS publishes; `typ: JWT`, never an access token); `iss` and `sub` are
+/// required, expiry is not checked (a hint may be old).
 fn hint_claims(ctx: &Ctx<'_>, token: &str) -> Option<(String, String)> {
     let v = ctx.verifier?;
     let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.typ.as_deref() != Some("JWT") {
+        return None;
+    }
+    let kid = header.kid.as_deref()?;
+    let signs = ctx.svc.jwks["keys"]
+        .as_array()
+        .is_some_and(|ks| ks.iter().any(|k| k["kid"].as_str() == Some(kid)));
+    if !signs {
+        return None;
+    }
     let key = v
         .keys()
         .iter()
-        .find(|k| Some(&k.kid) == header.kid.as_ref() && k.alg == header.alg)?;
+        .find(|k| k.kid == kid && k.alg == header.alg)?;
     let mut val = jsonwebtoken::Validation::new(key.alg);
     val.validate_exp = false;
     val.validate_aud = false;
     val.set_issuer(&[ctx.svc.issuer.as_str()]);
-    val.required_spec_claims.clear();
+    val.required_spec_claims = ["iss", "sub"].iter().map(|s| s.to_string()).collect();
     let data = jsonwebtoken::decode::<serde_json::Value>(token, key.decoding_key(), &val).ok()?;
     let c = data.claims;
-    // An access token is not an id_token hint.
-    if header.typ.as_deref() == Some("at+jwt") {
-        return None;
-    }
     Some((
         c.get("sub")?.as_str()?.to_string(),
         c.get("aud")?.as_str()?.to_string(),

@@ -70,8 +70,8 @@ impl Default for LoginSettings {
     }
 }
 
-/// One `[[login.providers]]` entry, typed.
-#[derive(Debug, Clone)]
+/// One `[[login.providers]]` entry, typed. Its `Debug` never shows the secret.
+#[derive(Clone)]
 pub struct Provider {
     pub name: String,
     pub display_name: String,
@@ -88,14 +88,33 @@ pub struct Provider {
     pub create_users: bool,
 }
 
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a redirect URI cannot be registered, if it cannot: it must be absolute, have
 /// no fragment, and be `https`, `http` on a loopback host, or a private-use scheme
 /// with a dot (`com.example.app:/cb`, RFC 8252 §7.1).
 pub fn check_redirect_uri(u: &str) -> Result<(), &'static str> {
-    let uri: http::Uri = u.parse().map_err(|_| "is not a URI")?;
     if u.contains('#') {
         return Err("has a fragment");
     }
+    if let Some((scheme, rest)) = private_use(u) {
+        // `http::Uri` wants `scheme://`; RFC 8252 §7.1 shows `com.example.app:/cb`.
+        let _ = scheme;
+        return if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(())
+        } else {
+            Err("is not a URI")
+        };
+    }
+    let uri: http::Uri = u.parse().map_err(|_| "is not a URI")?;
     match uri.scheme_str() {
         Some("https") if uri.host().is_some() => Ok(()),
         Some("http") if uri.host().is_some_and(is_loopback) => Ok(()),
@@ -106,9 +125,30 @@ pub fn check_redirect_uri(u: &str) -> Result<(), &'static str> {
     }
 }
 
+/// `(scheme, rest)` of a URI with a private-use scheme (one with a dot, RFC 8252
+/// §7.1), compared as written.
+fn private_use(u: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = u.split_once(':')?;
+    let ok = scheme.contains('.')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    ok.then_some((scheme, rest))
+}
+
 /// A loopback host name or literal.
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// Whether a redirect URI reaches an app on the user's own device (loopback `http`
+/// or a private-use scheme): any local program can claim it, so the user is always
+/// asked before a code goes there (RFC 8252 §8.6).
+pub(crate) fn is_native_redirect(u: &str) -> bool {
+    private_use(u).is_some()
+        || u.parse::<http::Uri>()
+            .is_ok_and(|x| x.scheme_str() == Some("http") && x.host().is_some_and(is_loopback))
 }
 
 /// Whether `given` is one of `registered`: exact, except that for an `http` loopback

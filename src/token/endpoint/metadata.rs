@@ -34,7 +34,13 @@ pub fn metadata(svc: &TokenService, roles: &HashMap<String, Vec<String>>) -> Val
     algs.dedup();
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
     // Store-backed clients may use the code grant whatever the config's clients do.
-    if svc.grants.contains(&Grant::AuthorizationCode) && !grants.contains(&"authorization_code") {
+    let hs256 = svc.signing.alg == jsonwebtoken::Algorithm::HS256;
+    if hs256 {
+        // Browser sign-in needs id_tokens clients can verify (/authorize says so).
+        grants.retain(|g| *g != "authorization_code");
+    } else if svc.grants.contains(&Grant::AuthorizationCode)
+        && !grants.contains(&"authorization_code")
+    {
         grants.push("authorization_code");
         grants.sort_unstable();
     }
@@ -69,7 +75,7 @@ pub fn metadata(svc: &TokenService, roles: &HashMap<String, Vec<String>>) -> Val
             "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": algs,
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "preferred_username", "roles", "email", "email_verified"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "preferred_username", "roles", "email", "email_verified"],
             "prompt_values_supported": ["none", "login", "consent"],
             "authorization_response_iss_parameter_supported": true,
             "claims_parameter_supported": false,

@@ -14,7 +14,7 @@ use http::{HeaderMap, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::credentials::{find_user, User};
-use super::issue::{access_token, random_b64, refresh_token, success_body, Subject};
+use super::issue::{access_token, refresh_token, success_body, Subject};
 use super::{server_error, Client, ClientAuth, Ctx, Grant, OAuthError};
 use crate::auth::api_key;
 use crate::body::Body;
@@ -34,11 +34,16 @@ pub(super) async fn code_grant(
     let rec = match ctx
         .rt
         .store
-        .redeem_code(&hash)
+        .redeem_code(&hash, &client.client_id)
         .await
         .map_err(server_error)?
     {
         Redemption::Claimed(rec) => rec,
+        Redemption::OtherClient => {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ))
+        }
         Redemption::Invalid => {
             return Err(OAuthError::invalid_grant(
                 "the code is invalid or has expired",
@@ -191,7 +196,6 @@ fn id_token(
         "iat": now,
         "auth_time": rec.auth_time,
         "at_hash": half_hash(svc.signing.alg, access),
-        "sid": random_b64(12)?,
     });
     if !rec.nonce.is_empty() {
         claims["nonce"] = Value::String(rec.nonce.clone());
@@ -199,6 +203,7 @@ fn id_token(
     add_profile_claims(&mut claims, user, scopes);
     let mut header = jsonwebtoken::Header::new(svc.signing.alg);
     header.kid = Some(svc.signing.kid.clone());
+    header.typ = Some("JWT".into());
     jsonwebtoken::encode(&header, &claims, &svc.signing.encoding).map_err(server_error)
 }
 
@@ -236,15 +241,21 @@ mod tests {
     }
 
     #[test]
-    fn at_hash_as_oidc_core_example() {
-        // OIDC Core A.3: access token "jHkWEdUXMU1BwAsC4vtUsZwnxmRLtcqbZ_m9cLhmA0w", RS256.
-        // (The spec's at_hash is "77QmUPtjPfzWtF2AnpK9RQ".)
+    fn at_hash_is_the_left_half_of_the_algorithms_hash() {
+        // Computed independently: base64url(sha256(t)[:16]) and base64url(sha512(t)[:32])
+        // with Python's hashlib.
+        let t = "an-access-token";
         assert_eq!(
-            half_hash(
-                jsonwebtoken::Algorithm::RS256,
-                "jHkWEdUXMU1BwAsC4vtUsZwnxmRLtcqbZ_m9cLhmA0w"
-            ),
-            "77QmUPtjPfzWtF2AnpK9RQ"
+            half_hash(jsonwebtoken::Algorithm::ES256, t),
+            "YiHPD2T9DaX5B837XJXtow"
+        );
+        assert_eq!(
+            half_hash(jsonwebtoken::Algorithm::RS256, t),
+            "YiHPD2T9DaX5B837XJXtow"
+        );
+        assert_eq!(
+            half_hash(jsonwebtoken::Algorithm::EdDSA, t),
+            "nM_8k04LoVPQDh1346b6eHC5pCiIJeMDBg3Dhz6Pbt4"
         );
     }
 }

@@ -88,7 +88,10 @@ pub(crate) async fn verify_login(
         user.as_ref().map(|u| u.password_hash.clone()),
     );
     let verdict = hash_work(ctx, move || match stored {
-        Some(h) => hasher.verify(&pw, &h),
+        // "!external" (a user made by external sign-in) has no password: the same
+        // work as an unknown user, so timing does not tell it apart.
+        Some(h) if h.starts_with('$') => hasher.verify(&pw, &h),
+        Some(_) => hasher.verify_unknown_user(&pw),
         None => hasher.verify_unknown_user(&pw),
     })
     .await;

@@ -6,8 +6,8 @@ use super::{Client, OAuthError};
 use crate::token::ScopePolicy;
 
 /// OpenID Connect's scopes: what the user's roles grant does not bound them; the
-/// authorization code grant grants them when asked (a client's `scopes` list, when
-/// set, still does).
+/// authorization code grant grants them when asked, within a client's `scopes` list
+/// when it has one.
 pub(crate) const IDENTITY_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
 /// Whether a scope is one of [`IDENTITY_SCOPES`].

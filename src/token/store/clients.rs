@@ -164,14 +164,18 @@ impl Store {
         .await
     }
 
-    /// The user whose verified email this is, if exactly one.
+    /// The local user (one no external sign-in made or linked) whose verified email
+    /// this is (set with `portcullis users set-email`), if exactly one.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<String>, StoreError> {
         let e = email.to_ascii_lowercase();
         self.on_rt(|pool| async move {
-            let rows = sqlx::query("SELECT username FROM users WHERE email = $1 LIMIT 2")
-                .bind(e)
-                .fetch_all(&pool)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT username FROM users WHERE email = $1 \
+                 AND username NOT IN (SELECT username FROM external_identities) LIMIT 2",
+            )
+            .bind(e)
+            .fetch_all(&pool)
+            .await?;
             match rows.as_slice() {
                 [one] => Ok(Some(one.try_get("username")?)),
                 _ => Ok(None),

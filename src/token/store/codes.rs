@@ -45,6 +45,8 @@ pub enum Redemption {
     },
     /// Unknown or past its expiry.
     Invalid,
+    /// Issued to another client (left as it was).
+    OtherClient,
 }
 
 fn code_from(row: &AnyRow) -> Result<CodeRecord, sqlx::Error> {
@@ -96,16 +98,23 @@ impl Store {
         .await
     }
 
-    /// Marks a code used, atomically, and returns it; or says why it cannot be.
-    pub async fn redeem_code(&self, code_hash: &str) -> Result<Redemption, StoreError> {
-        let (h, now) = (code_hash.to_string(), now_secs());
+    /// Marks a code used, atomically, and returns it; or says why it cannot be. Only
+    /// the client the code was issued to can use it up, or set off the revocation of
+    /// a replay: another client's attempt changes nothing.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+    ) -> Result<Redemption, StoreError> {
+        let (h, c, now) = (code_hash.to_string(), client_id.to_string(), now_secs());
         self.on_rt(|pool| async move {
             let claimed = sqlx::query(
                 "UPDATE auth_codes SET used_at = $2 \
-                 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2",
+                 WHERE code_hash = $1 AND client_id = $3 AND used_at IS NULL AND expires_at > $2",
             )
             .bind(h.clone())
             .bind(now)
+            .bind(c.clone())
             .execute(&pool)
             .await?
             .rows_affected()
@@ -117,6 +126,9 @@ impl Store {
             let Some(row) = row else {
                 return Ok(Redemption::Invalid);
             };
+            if row.try_get::<String, _>("client_id")? != c {
+                return Ok(Redemption::OtherClient);
+            }
             if claimed {
                 return Ok(Redemption::Claimed(code_from(&row)?));
             }

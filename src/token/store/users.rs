@@ -1,5 +1,6 @@
 //! The `users` table: lookup, listing, creation, updates (password hash, roles,
-//! disabled flag) and removal, which also revokes the user's refresh tokens.
+//! disabled flag) and removal, which also revokes the user's refresh tokens and
+//! deletes their sessions, consents, codes and linked external identities.
 //!
 //! Roles are stored space-separated; a password hash is only replaced by an upgrade
 //! if it is still the one that was verified (a concurrent change wins).
@@ -179,9 +180,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE subject = $1")
-                .bind(u)
+                .bind(u.clone())
                 .execute(&mut *tx)
                 .await?;
+            // Browser sign-in state: a later user of the same name inherits nothing.
+            for (table, col) in [
+                ("sessions", "subject"),
+                ("consents", "subject"),
+                ("auth_codes", "subject"),
+                ("external_identities", "username"),
+            ] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1"))
+                    .bind(u.clone())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(done.rows_affected() == 1)
         })

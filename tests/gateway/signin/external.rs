@@ -29,6 +29,16 @@ const SECRET: &str = "idpSecret4tests";
 
 /// A provider in `mode` and a gateway that offers it (`corp`), on a fresh store.
 async fn setup(mode: &str, dir: &std::path::Path) -> (Idp, SignIn) {
+    setup_with(mode, dir, "", "").await
+}
+
+/// [`setup`] with more `[[login.providers]]` keys and more configuration.
+async fn setup_with(
+    mode: &str,
+    dir: &std::path::Path,
+    provider_extra: &str,
+    extra: &str,
+) -> (Idp, SignIn) {
     let gw_port = closed_port().await.port();
     let idp_port = closed_port().await.port();
     let (node, script) = node_script("idp.mjs");
@@ -64,11 +74,12 @@ client_secret_file = "{}"
 scopes = ["openid", "email", "profile"]
 roles_claim = "groups"
 role_map = {{ staff = "user" }}
+{provider_extra}
 "#,
         secret_file.display()
     );
     let store = format!("sqlite://{}/users.db", dir.display());
-    (idp, start_at(gw_port, &store, &login, "").await)
+    (idp, start_at(gw_port, &store, &login, extra).await)
 }
 
 /// Runs the external sign-in as a browser; the script's last line.
@@ -185,4 +196,50 @@ async fn a_tampered_or_foreign_id_token_is_refused() {
             "{mode}: no user was made"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_identities_link_to_local_users_by_email_but_never_become_static_users() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A static user named like what ext-carol would be made as.
+    let carol = crate::token::cheap_hasher()
+        .hash("carol-password")
+        .expect("hash");
+    let extra = format!(
+        "[[users.static]]\nusername = \"corp-ext-carol\"\npassword_hash = \"{carol}\"\nroles = [\"admin\"]\n"
+    );
+    let (_idp, s) = setup_with("ok", dir.path(), "link_by_email = true", &extra).await;
+    let store = Store::open(&s.store_url).await.expect("store");
+    // alice (local, admin) has the address ext-alice@example.com on record.
+    store
+        .set_email("alice", "Ext-Alice@example.com")
+        .await
+        .expect("email");
+    let sub_of = |last: &str, verifier: &str| {
+        let url = last
+            .strip_prefix("final ")
+            .unwrap_or_else(|| panic!("{last}"))
+            .to_string();
+        let code = param(&url, "code").expect("code");
+        (code, verifier.to_string())
+    };
+    let (verifier, challenge) = pkce();
+    let last = external_sign_in(&s, &challenge, "ext-alice").await;
+    let (code, v) = sub_of(&last, &verifier);
+    let t = redeem(s.addr(), &s.base, &code, &v).await.json();
+    assert_eq!(
+        claims(t["access_token"].as_str().expect("at"))["sub"],
+        "alice",
+        "linked by verified email"
+    );
+    // ext-carol gets a store user of her own, never the static corp-ext-carol.
+    let (verifier, challenge) = pkce();
+    let last = external_sign_in(&s, &challenge, "ext-carol").await;
+    let (code, v) = sub_of(&last, &verifier);
+    let t = redeem(s.addr(), &s.base, &code, &v).await.json();
+    let at = claims(t["access_token"].as_str().expect("at"));
+    let sub = at["sub"].as_str().expect("sub").to_string();
+    assert_ne!(sub, "corp-ext-carol");
+    assert!(sub.starts_with("corp-ext-carol-"), "{sub}");
+    assert_eq!(at["roles"], serde_json::json!(["user"]));
 }

@@ -308,3 +308,77 @@ async fn a_confidential_client_without_pkce_cannot_be_downgraded() {
     assert!(v.get("id_token").is_none());
     assert_eq!(v["scope"], "items:read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_configuration_and_the_forms_refuse() {
+    // A client id equal to an API audience: an id_token would open the API.
+    let text = super::config_text(1, "sqlite://x.db", "", "")
+        .replace("client_id = \"first\"", "client_id = \"api\"");
+    let e =
+        portcullis::config::parse_str(&text, std::path::Path::new("t.toml")).expect_err("refused");
+    assert!(
+        e.to_string().contains("client_id") && e.to_string().contains("audiences"),
+        "{e}"
+    );
+
+    let s = start("", "").await;
+    let (base, addr) = (s.base.clone(), s.addr());
+    // A login "form" sent as a GET (a password in a URL) signs nobody in.
+    let (_, challenge) = pkce();
+    let mut b = Browser::new(addr);
+    let page = b.get(&spa_request(&base, &challenge, "st")).await;
+    let mut f = hidden_fields(&page.body, "login");
+    f.extend([
+        ("username".to_string(), "johndoe".to_string()),
+        ("password".into(), "secret".into()),
+        ("action".into(), "login".into()),
+    ]);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(f.iter())
+        .finish();
+    let r = b.get(&format!("/authorize?{q}")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("form id=\"login\""), "still the login page");
+    // A public client on a loopback redirect URI is asked about at least once, even
+    // as a first-party client (any local program could listen there).
+    let r = b.login(&page, "johndoe", "secret").await;
+    assert!(r.body.contains("form id=\"consent\""));
+    let (_, ch) = pkce();
+    let native = authorize_url(&[
+        ("response_type", "code"),
+        ("client_id", "native"),
+        ("redirect_uri", "http://127.0.0.1:50123/native"),
+        ("code_challenge", &ch),
+        ("code_challenge_method", "S256"),
+    ]);
+    let r = b.get(&native).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("form id=\"consent\""), "{}", r.body);
+    // An access token is no id_token_hint: the user is asked to confirm.
+    let (verifier, challenge) = pkce();
+    let r = b.get(&spa_request(&base, &challenge, "st")).await;
+    let r = if r.status == 200 {
+        b.consent(&r, "allow").await
+    } else {
+        r
+    };
+    let code = param(&location(&r), "code").expect("code");
+    let t = redeem(addr, &base, &code, &verifier).await.json();
+    let access = t["access_token"].as_str().expect("at");
+    let r = b
+        .get(&format!(
+            "/logout?client_id=spa&post_logout_redirect_uri={}&id_token_hint={access}",
+            urlencode(&format!("{base}/cb"))
+        ))
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "a confirmation page, not a sign-out: {}",
+        r.body
+    );
+    assert!(r.body.contains("form id=\"logout\""));
+    // The id_token is no access token: refused by the API and by /userinfo.
+    let id = t["id_token"].as_str().expect("id");
+    assert_eq!(get(addr, "/items/42", &[&bearer(id)]).await.status, 401);
+    assert_eq!(get(addr, "/userinfo", &[&bearer(id)]).await.status, 401);
+}

@@ -273,3 +273,118 @@ async fn logout_follows_only_registered_uris_and_userinfo_refuses() {
     let r = b.get(&spa_request(&base, &c, "st")).await;
     assert!(r.body.contains("form id=\"login\""), "signed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_cookie_is_host_prefixed_and_secure() {
+    use crate::tls::pki::{KeyKind, Pki};
+    let pki = Pki::new();
+    pki.ca("ca");
+    pki.leaf("server", "ca", KeyKind::RsaPkcs8, true);
+    let tls = format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        pki.p("server.pem"),
+        pki.p("server.key")
+    );
+    let s = super::start("", &tls).await;
+    let port = s.addr().port();
+    let (_, challenge) = pkce();
+    let target = spa_request(&s.base, &challenge, "st");
+    let jar = pki.p("jar.txt");
+    let ca = pki.p("ca.pem");
+    let url = format!("https://localhost:{port}{target}");
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "-i", "--cacert", &ca, "-c", &jar, &url]);
+    let (ok, page, err) = super::run(cmd).await;
+    assert!(ok, "{err}");
+    let set = page
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("Set-Cookie");
+    assert!(set.contains("__Host-portcullis-session="), "{set}");
+    assert!(
+        set.contains("; Secure") && set.contains("HttpOnly") && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(!set.contains("Domain"), "{set}");
+    // The whole login over TLS, curl keeping the cookie: the rotated cookie is
+    // __Host- and Secure too, and the consent page follows.
+    let mut form = hidden_fields(&page, "login");
+    form.extend([
+        ("username".to_string(), "johndoe".to_string()),
+        ("password".into(), "secret".into()),
+        ("action".into(), "login".into()),
+    ]);
+    let body: String = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &form {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    };
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-i",
+        "--cacert",
+        &ca,
+        "-b",
+        &jar,
+        "-c",
+        &jar,
+        "--data",
+        &body,
+        &format!("https://localhost:{port}/authorize"),
+    ]);
+    let (ok, consent, err) = super::run(cmd).await;
+    assert!(ok, "{err}");
+    assert!(consent.contains("form id=\"consent\""), "{consent}");
+    let set = consent
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("the cookie is rotated");
+    assert!(
+        set.contains("__Host-portcullis-session=") && set.contains("; Secure"),
+        "{set}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_cookie_never_reaches_an_upstream_nor_comes_from_one() {
+    use crate::raw_upstream::{Answer, RawUpstream};
+    let up = RawUpstream::start(Answer::SetsCookies).await;
+    let extra = format!(
+        "[[upstreams]]\nname = \"raw\"\nurl = \"http://{}\"\n\n[[routes]]\npath = \"/app/**\"\nupstream = \"raw\"\nauth = \"none\"\n",
+        up.addr
+    );
+    let s = start("", &extra).await;
+    let (base, addr) = (s.base.clone(), s.addr());
+    let mut b = Browser::new(addr);
+    let (_, challenge) = pkce();
+    b.sign_in(&spa_request(&base, &challenge, "st")).await;
+    let session = b.cookie.clone().expect("signed in");
+    let r = get(
+        addr,
+        "/app/x",
+        &[
+            &format!("Cookie: theme=dark; portcullis-session={session}; lang=en"),
+            &format!("Cookie: __Host-portcullis-session={session}"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // What the upstream received, byte for byte: the app's cookies, not the session.
+    let seen = up.text();
+    assert!(
+        !seen.contains(&session),
+        "the session cookie reached the upstream:\n{seen}"
+    );
+    let req = up.requests().pop().expect("request");
+    assert_eq!(
+        req.header_values("cookie"),
+        vec!["theme=dark; lang=en"],
+        "{seen}"
+    );
+    // And the upstream cannot plant a session.
+    let set = r.headers.get("set-cookie").cloned().unwrap_or_default();
+    assert_eq!(set, vec!["app=1; Path=/".to_string()], "{set:?}");
+}
