@@ -83,6 +83,11 @@ grep -q '"code_challenge_methods_supported":\["S256"\]' "$out/body" || fail "dis
 curl -si "localhost:$port/authorize?client_id=demo-spa&response_type=code&redirect_uri=https://evil.example/" >"$out/authz"
 head -1 "$out/authz" | grep -q '^HTTP/1.1 400' || fail "unregistered redirect_uri: $(head -1 "$out/authz")"
 grep -qi '^location:' "$out/authz" && fail "an unregistered redirect_uri was redirected to"
+# The README's browser step: headless Chromium signs in on the demo app as johndoe
+# (Playwright; `.ci/js_deps.sh` installs it), consents, and sees /items/42 answered.
+[[ -e "$(dirname "$0")/js/node_modules/playwright-core" ]] || fail "tests/js/node_modules is missing: run bash .ci/js_deps.sh"
+node "$(dirname "$0")/js/spa_browser.mjs" "http://localhost:$port" >"$out/spa" 2>&1 ||
+  fail "the demo app in Chromium on the bundled config: $(cat "$out/spa")"
 [[ $(status localhost:$port/.well-known/jwks.json) == 200 ]] || fail "jwks"
 grep -q '"kty":"EC"' "$out/body" || fail "jwks body"
 # 5/5s is a burst of 5, then one more per second: 8 attempts at once, 3 refused.

@@ -106,7 +106,7 @@ pub struct Client {
     /// Where codes may be sent (`/authorize`), compared exactly but for the port of a
     /// loopback `http` URI (RFC 8252 §7.3).
     pub redirect_uris: Vec<String>,
-    /// Where `/logout` may send the browser back (exact match).
+    /// Where `/logout` may send the browser back (matched like `redirect_uris`).
     pub post_logout_redirect_uris: Vec<String>,
     /// Ask the user before issuing a first code (false: a first-party client).
     pub require_consent: bool,

@@ -136,9 +136,13 @@ pub(crate) async fn start_on(store: &str, login_extra: &str, extra: &str) -> Sig
 
 /// Starts a gateway listening on `port` (its issuer's port).
 pub(crate) async fn start_at(port: u16, store: &str, login_extra: &str, extra: &str) -> SignIn {
-    let text = config_text(port, store, login_extra, extra);
+    start_text(port, store, &config_text(port, store, login_extra, extra)).await
+}
+
+/// Starts a gateway from configuration text listening on `port`.
+pub(crate) async fn start_text(port: u16, store: &str, text: &str) -> SignIn {
     capture_logs();
-    let config = portcullis::config::parse_str(&text, std::path::Path::new("signin.toml"))
+    let config = portcullis::config::parse_str(text, std::path::Path::new("signin.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let gw = portcullis::Gateway::start(config)
         .await

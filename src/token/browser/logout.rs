@@ -1,7 +1,7 @@
 //! `GET/POST {prefix}/logout`: OpenID Connect RP-initiated logout 1.0.
 //!
-//! `post_logout_redirect_uri` is followed only when it is registered, exactly, for
-//! the client (named by `client_id` or by the `id_token_hint`'s audience); otherwise
+//! `post_logout_redirect_uri` is followed only when it is registered for the client
+//! (exactly, but for the port of a loopback `http` URI, as redirect URIs) (named by `client_id` or by the `id_token_hint`'s audience); otherwise
 //! the answer is an error page, never a redirect. With a valid `id_token_hint` for the
 //! signed-in user (or nobody signed in), the browser is signed out at once; without
 //! one the user confirms on a page whose form carries a CSRF token, so a third-party
@@ -60,7 +60,7 @@ where
                 None => None,
             };
             match client {
-                Some(c) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+                Some(c) if super::redirect_matches(&c.post_logout_redirect_uris, uri) => {
                     Some(uri.to_string())
                 }
                 _ => return Ok(bad(

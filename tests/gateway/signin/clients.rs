@@ -46,6 +46,35 @@ async fn openid_client_signs_in_refreshes_and_logs_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_runs_the_code_flow_with_s256() {
     let s = start("", "").await;
+    authlib(&s).await;
+}
+
+/// The same with id_tokens signed RS256 (PyJWT verifies them against the JWKS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_verifies_rs256_id_tokens() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = format!("sqlite://{}/users.db", dir.path().display());
+    let port = crate::support::closed_port().await.port();
+    let text = super::config_text(port, &store, "", "")
+        .replace("signing_key = \"es\"", "signing_key = \"rs\"")
+        .replace(
+            "kid = \"es\"\nalg = \"ES256\"",
+            "kid = \"rs\"\nalg = \"RS256\"",
+        )
+        .replace("/es256.key\"", "/rs256.key\"");
+    assert!(text.contains("alg = \"RS256\"") && text.contains("rs256.key"));
+    let s = super::start_text(port, &store, &text).await;
+    let meta = crate::support::get(s.addr(), "/.well-known/openid-configuration", &[]).await;
+    assert!(
+        meta.body
+            .contains("\"id_token_signing_alg_values_supported\":[\"RS256\"]"),
+        "{}",
+        meta.body
+    );
+    authlib(&s).await;
+}
+
+async fn authlib(s: &super::SignIn) {
     let mut cmd = Command::new(crate::clients::python());
     cmd.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
