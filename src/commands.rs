@@ -106,11 +106,12 @@ pub(crate) fn report(r: anyhow::Result<String>) -> ExitCode {
     }
 }
 
-pub(crate) fn users(
+/// Loads the configuration and runs `work` on its token service, on a small
+/// runtime of its own (the store commands).
+fn with_token_service(
     path: &Path,
-    action: portcullis::token::admin::UsersAction,
+    work: impl AsyncFnOnce(&Config, &portcullis::token::TokenService) -> anyhow::Result<String>,
 ) -> anyhow::Result<String> {
-    use portcullis::token::admin::read_password;
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let svc = config.token_service.as_ref().with_context(|| {
         format!(
@@ -121,36 +122,32 @@ pub(crate) fn users(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(portcullis::token::admin::users(
-        svc,
-        &config.roles,
-        action,
-        || read_password("password: "),
-    ))
+    rt.block_on(work(&config, svc))
+}
+
+pub(crate) fn users(
+    path: &Path,
+    action: portcullis::token::admin::UsersAction,
+) -> anyhow::Result<String> {
+    use portcullis::token::admin::read_password;
+    with_token_service(path, async |config, svc| {
+        portcullis::token::admin::users(svc, &config.roles, action, || read_password("password: "))
+            .await
+    })
 }
 
 pub(crate) fn clients(
     path: &Path,
     action: portcullis::token::clients_admin::ClientsAction,
 ) -> anyhow::Result<String> {
-    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let svc = config.token_service.as_ref().with_context(|| {
-        format!(
-            "{}: the token service is off; set [tokens] signing_key",
-            path.display()
-        )
-    })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let audiences = config
-        .tokens
-        .as_ref()
-        .map(|t| t.rules().audiences.clone())
-        .unwrap_or_default();
-    rt.block_on(portcullis::token::clients_admin::clients(
-        svc, &audiences, action,
-    ))
+    with_token_service(path, async |config, svc| {
+        let audiences = config
+            .tokens
+            .as_ref()
+            .map(|t| t.rules().audiences.clone())
+            .unwrap_or_default();
+        portcullis::token::clients_admin::clients(svc, &audiences, action).await
+    })
 }
 
 pub(crate) fn hash_password(path: &Path) -> anyhow::Result<String> {

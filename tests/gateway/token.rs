@@ -361,7 +361,8 @@ async fn every_token_error_answers_per_rfc_6749() {
         ),
         (
             "unknown grant",
-            "grant_type=authorization_code&code=x".into(),
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=x"
+                .into(),
             vec![],
             400,
             "unsupported_grant_type",

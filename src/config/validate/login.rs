@@ -87,6 +87,7 @@ pub(super) fn login(
         code_ttl,
         demo_client: f.demo_client,
         providers,
+        configured: true,
     }
 }
 

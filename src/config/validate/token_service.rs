@@ -153,13 +153,15 @@ pub(super) fn token_service(
         seed_users,
     } = users_section(issues, files.users, roles, base_dir);
     let registration = registration(issues, files.registration, roles);
-    let login = login(
+    let configured = files.login.is_some();
+    let mut login = login(
         issues,
         files.login.unwrap_or_default(),
         &clients,
         roles,
         base_dir,
     );
+    login.configured = configured;
     let browser_clients = clients
         .values()
         .any(|c| c.grants.contains(&crate::token::Grant::AuthorizationCode));

@@ -24,8 +24,27 @@ use crate::token::grants::Ctx;
 use crate::token::store::{CodeRecord, SessionRecord};
 use crate::token::{now_secs, TokenService};
 
+/// The method checked against `allowed` (else `405`), then the parameters read; an
+/// unreadable request is answered with an error page (the inner `Err`).
+pub(super) async fn read<B>(
+    svc: &TokenService,
+    req: Request<B>,
+    allowed: &[Method],
+) -> Result<Result<(HeaderMap, Form), Response<Body>>, GatewayError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !allowed.contains(req.method()) {
+        return Err(GatewayError::MethodNotAllowed(allowed.to_vec()));
+    }
+    Ok(params(req)
+        .await
+        .map_err(|page| page.render(&svc.login, &svc.endpoint_prefix)))
+}
+
 /// Reads the request's parameters: the query of a GET, the form of a POST.
-pub(super) async fn params<B>(req: Request<B>) -> Result<(HeaderMap, Form), Page>
+async fn params<B>(req: Request<B>) -> Result<(HeaderMap, Form), Page>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -52,20 +71,14 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if req.method() != Method::GET && req.method() != Method::POST {
-        return Err(GatewayError::MethodNotAllowed(vec![
-            Method::GET,
-            Method::POST,
-        ]));
-    }
     let svc = ctx.svc;
     let l = &svc.login;
     let prefix = svc.endpoint_prefix.as_str();
     // The forms are posted; an `action` in a GET (a password in a URL) is ignored.
     let posted = req.method() == Method::POST;
-    let (headers, form) = match params(req).await {
+    let (headers, form) = match read(svc, req, &[Method::GET, Method::POST]).await? {
         Ok(p) => p,
-        Err(page) => return Ok(page.render(l, prefix)),
+        Err(page) => return Ok(page),
     };
     if svc.signing.alg == jsonwebtoken::Algorithm::HS256 {
         return Ok(Page::error(

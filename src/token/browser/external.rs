@@ -31,7 +31,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::authorize::{answer, params, Flow};
+use super::authorize::{answer, read, Flow};
 use super::pages::Page;
 use super::request::{parse, Redirect, Refusal};
 use super::session::Browser;
@@ -149,15 +149,12 @@ where
 {
     let (svc, l) = (ctx.svc, &ctx.svc.login);
     let prefix = svc.endpoint_prefix.as_str();
-    if req.method() != Method::GET {
-        return Err(GatewayError::MethodNotAllowed(vec![Method::GET]));
-    }
     let Some(p) = l.providers.get(index) else {
         return Err(GatewayError::NoRoute);
     };
-    let (headers, form) = match params(req).await {
+    let (headers, form) = match read(svc, req, &[Method::GET]).await? {
         Ok(x) => x,
-        Err(page) => return Ok(page.render(l, prefix)),
+        Err(page) => return Ok(page),
     };
     let areq = match parse(svc, ctx.rt, &form).await {
         Ok(r) => r,
@@ -267,15 +264,12 @@ where
 {
     let (svc, l) = (ctx.svc, &ctx.svc.login);
     let prefix = svc.endpoint_prefix.as_str();
-    if req.method() != Method::GET {
-        return Err(GatewayError::MethodNotAllowed(vec![Method::GET]));
-    }
     let Some(p) = l.providers.get(index) else {
         return Err(GatewayError::NoRoute);
     };
-    let (headers, form) = match params(req).await {
+    let (headers, form) = match read(svc, req, &[Method::GET]).await? {
         Ok(x) => x,
-        Err(page) => return Ok(page.render(l, prefix)),
+        Err(page) => return Ok(page),
     };
     let browser = Browser::from_headers(&headers, secure);
     match finish(ctx, p, &form, browser).await {

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 
-use super::authorize::{csrf_refused, params};
+use super::authorize::{csrf_refused, read};
 use super::pages::{logout_form, Page};
 use super::request::Redirect;
 use super::session::Browser;
@@ -29,17 +29,11 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if req.method() != Method::GET && req.method() != Method::POST {
-        return Err(GatewayError::MethodNotAllowed(vec![
-            Method::GET,
-            Method::POST,
-        ]));
-    }
     let posted = req.method() == Method::POST;
     let (l, prefix) = (&ctx.svc.login, ctx.svc.endpoint_prefix.as_str());
-    let (headers, form) = match params(req).await {
+    let (headers, form) = match read(ctx.svc, req, &[Method::GET, Method::POST]).await? {
         Ok(p) => p,
-        Err(page) => return Ok(page.render(l, prefix)),
+        Err(page) => return Ok(page),
     };
     let mut browser = Browser::from_headers(&headers, secure);
     let hint = form.get("id_token_hint").and_then(|t| hint_claims(ctx, t));

@@ -54,11 +54,15 @@ pub struct LoginSettings {
     /// The public client the demo app at `/demo/` signs in as.
     pub demo_client: Option<String>,
     pub providers: Vec<Arc<Provider>>,
+    /// Whether the file has a `[login]` section (browser sign-in is meant to be used,
+    /// with store-backed clients too: the metadata then advertises the code flow).
+    pub configured: bool,
 }
 
 impl Default for LoginSettings {
     fn default() -> Self {
         LoginSettings {
+            configured: false,
             title: "Sign in".into(),
             accent_color: "#2f5bd3".into(),
             logo_url: None,

@@ -33,12 +33,14 @@ pub fn metadata(svc: &TokenService, roles: &HashMap<String, Vec<String>>) -> Val
     let mut algs: Vec<&str> = vec![crate::token::keys::alg_name(svc.signing.alg)];
     algs.dedup();
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
-    // Store-backed clients may use the code grant whatever the config's clients do.
+    // With a `[login]` section, store-backed clients may use the code grant whatever
+    // the config's clients do.
     let hs256 = svc.signing.alg == jsonwebtoken::Algorithm::HS256;
     if hs256 {
         // Browser sign-in needs id_tokens clients can verify (/authorize says so).
         grants.retain(|g| *g != "authorization_code");
     } else if svc.grants.contains(&Grant::AuthorizationCode)
+        && svc.login.configured
         && !grants.contains(&"authorization_code")
     {
         grants.push("authorization_code");
