@@ -6,6 +6,8 @@
 #   bash bench/instructions.sh                       # builds this tree (release)
 #   GW_BIN=/path/to/portcullis bash bench/instructions.sh   # before/after figures
 #   TARGETS="public hs256 nginx" bash bench/instructions.sh
+#   KEEP=/tmp/cg bash bench/instructions.sh        # keep the callgrind files, to
+#                                                  # compare with callgrind_annotate
 #
 # Method (the same as ../shared/bench/instructions.sh): each target runs under
 # `valgrind --tool=callgrind` twice, serving 200 and then 2,200 GET requests over 4
@@ -101,6 +103,7 @@ total() { # port requests token command…
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
   awk '/^summary:/ { print $2 }' "$w/cg.$port.$n"
+  if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP" && cp "$w/cg.$port.$n" "$KEEP/"; fi
 }
 
 for t in $TARGETS; do
