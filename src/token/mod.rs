@@ -2,11 +2,12 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `POST {prefix}/token` | password (RFC 6749 §4.3), refresh_token (§6), client_credentials (§4.4) grants |
+//! | `POST {prefix}/token` | authorization_code (RFC 6749 §4.1, PKCE), password (§4.3), refresh_token (§6), client_credentials (§4.4) grants |
 //! | `POST {prefix}/revoke` | RFC 7009: refresh tokens (their whole family) and access tokens (by `jti`) |
 //! | `POST {prefix}/register` | optional self-registration, default roles only |
 //! | `GET /.well-known/jwks.json` | the public signing keys (never an HMAC secret) |
-//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata |
+//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata (and OIDC Discovery with the code flow) |
+//! | `GET/POST {prefix}/authorize`, `/userinfo`, `/logout`, `/login/{provider}` | browser sign-in: code + PKCE, OpenID Connect, external providers ([`browser`]) |
 //!
 //! Access tokens are RFC 9068 JWTs (`typ: at+jwt`, `kid`) signed with
 //! `[tokens] signing_key`. Users come from the store (`store/`: SQLite by default,
