@@ -313,11 +313,8 @@ r = requests.post(
     timeout=10,
 )
 check(r.status_code == 400 and r.json().get("error") == "invalid_grant", "code reuse: 400 invalid_grant", show(r))
-deadline = time.monotonic() + 10
+# The gateway that saw the replay revokes at once (other replicas within their sync).
 status = userinfo_status(tok["access_token"])
-while status != 401 and time.monotonic() < deadline:
-    time.sleep(0.5)
-    status = userinfo_status(tok["access_token"])
 check(status == 401, "code reuse revokes the first access token (userinfo 401)", status)
 r = requests.post(
     token_endpoint,

@@ -132,7 +132,8 @@ await clickAndLoad('#signin');
 await page.unroute(isAuthorize);
 check('tampered state: the answer was rewritten', tampered.includes('-tampered'), tampered);
 const out = await demoOutcome();
-await page.waitForTimeout(500); // let a late /token request show up, if the app made one
+// The app decides before any exchange: a /token request, if it made one, was sent
+// before the outcome it waits for was shown.
 check('tampered state: #error shown and mentions state', out.error.includes('state'), out.error || out.result);
 check('tampered state: #error visible', await page.locator('#error').isVisible());
 check('tampered state: no request to /token', tokenRequests === 0, `${tokenRequests} request(s)`);
