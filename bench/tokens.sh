@@ -16,11 +16,11 @@
 # through the tokens. Reported per target: req/s, p50/p99, errors, CPU µs per request
 # of the process under test (user+sys from /proc). Medians over rounds.
 #
-# The cache hit rate is not counted by the gateway (no metric yet); with TOKENS no
-# larger than the cache (10,000) every token is verified once during the warm-up
-# (WARMUP s at thousands of requests per second cycle through all of them) and then
-# served from the cache: the measured window is ~100 % hits. TOKENS=20000 shows the
-# other end (a working set twice the cache).
+# The cache hit rate of each measured window comes from the gateway's own counter
+# (`portcullis_token_cache_lookups_total` on its admin listener, read before and
+# after). With TOKENS no larger than the cache (10,000) every token is verified once
+# during the warm-up and then served from the cache; TOKENS=20000 shows the other
+# end (a working set twice the cache).
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -117,10 +117,11 @@ EOF
   frontend "$P_HAP_RS" RS256 "$run/rs.pub"
   frontend "$P_HAP_ES" ES256 "$run/es.pub"
 } >"$run/haproxy.cfg"
-gateway_toml() { # port cache_max_age
+gateway_toml() { # port cache_max_age admin_port
   cat <<EOF
 [server]
 listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$3"
 worker_threads = 1
 access_log = false
 [tokens]
@@ -145,8 +146,15 @@ upstream = "up"
 scopes = ["items:read"]
 EOF
 }
-gateway_toml "$P_GW" 30s >"$run/gateway.toml"
-gateway_toml "$P_NOCACHE" 0s >"$run/nocache.toml"
+gateway_toml "$P_GW" 30s $((P_GW + 100)) >"$run/gateway.toml"
+gateway_toml "$P_NOCACHE" 0s $((P_NOCACHE + 100)) >"$run/nocache.toml"
+# hits misses of a gateway's verified-token cache, from its /metrics.
+lookups() {
+  curl -s "http://127.0.0.1:$(($1 + 100))/metrics" | awk '
+    /^portcullis_token_cache_lookups_total\{result="hit"\}/ { h = $2 }
+    /^portcullis_token_cache_lookups_total\{result="miss"\}/ { m = $2 }
+    END { print h + 0, m + 0 }'
+}
 
 nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)
 PATH=$PATH:/usr/sbin haproxy -db -f "$run/haproxy.cfg" >"$run/haproxy.log" 2>&1 & pids+=($!)
@@ -169,18 +177,24 @@ for t in "${!PORT[@]}"; do
 done
 
 targets="haproxy-rs portcullis-rs nocache-rs haproxy-es portcullis-es nocache-es"
-printf 'round target req/s p50_ms p99_ms errors cpu_us_per_req\n' >"$run/results.txt"
+printf 'round target req/s p50_ms p99_ms errors cpu_us_per_req hit_pct\n' >"$run/results.txt"
 for round in $(seq "$ROUNDS"); do
   for t in $targets; do
     alg=${t##*-}
     url="http://127.0.0.1:${PORT[$t]}/items/42"
     timeout $((WARMUP + 20)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$run/tokens.lua" "$url" -- "$run/$alg.tokens" >/dev/null
+    [[ $t == haproxy-* ]] || read -r h0 m0 < <(lookups "${PORT[$t]}")
     c0=$(ticks "${PID[$t]}")
     out=$(timeout $((DURATION + 20)) wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$run/tokens.lua" "$url" -- "$run/$alg.tokens")
     c1=$(ticks "${PID[$t]}")
+    hit=-
+    if [[ $t != haproxy-* ]]; then
+      read -r h1 m1 < <(lookups "${PORT[$t]}")
+      hit=$(awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN{printf "%.1f", h + m ? 100 * h / (h + m) : 0}')
+    fi
     read -r rps p50 p99 errs < <(sed -n 's/^RESULT //p' <<<"$out")
     cpu=$(awk -v d=$((c1 - c0)) -v t="$tck" -v r="$rps" -v s="$DURATION" 'BEGIN{printf "%.1f", d / t / (r * s) * 1e6}')
-    printf '%s %s %s %s %s %s %s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errs" "$cpu" | tee -a "$run/results.txt" >&2
+    printf '%s %s %s %s %s %s %s %s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errs" "$cpu" "$hit" | tee -a "$run/results.txt" >&2
   done
 done
 
@@ -192,9 +206,10 @@ for r in rows:
     by.setdefault(r[1], []).append(r)
 med = lambda t, i: st.median(float(r[i]) for r in by[t])
 print(f"\n{sys.argv[2]} distinct tokens, medians of {len(by['haproxy-rs'])} rounds")
-print(f"{'target':<15}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/req':>12}")
+print(f"{'target':<15}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/req':>12}{'hit %':>8}")
 for t in by:
-    print(f"{t:<15}{med(t,2):>10.0f}{med(t,3):>9.2f}{med(t,4):>9.2f}{med(t,5):>8.0f}{med(t,6):>12.1f}")
+    hit = '-' if t.startswith('haproxy') else f"{med(t,7):.1f}"
+    print(f"{t:<15}{med(t,2):>10.0f}{med(t,3):>9.2f}{med(t,4):>9.2f}{med(t,5):>8.0f}{med(t,6):>12.1f}{hit:>8}")
 for alg in ("rs", "es"):
     ratio = [float(a[2]) / float(b[2]) for a, b in zip(by[f"portcullis-{alg}"], by[f"haproxy-{alg}"])]
     miss = [float(a[2]) / float(b[2]) for a, b in zip(by[f"nocache-{alg}"], by[f"haproxy-{alg}"])]

@@ -172,6 +172,12 @@ pub struct Metrics {
     pub reloads: Family<ResultLabel, Counter>,
     pub reload_last_success: FloatGauge,
     pub access_log_dropped: Counter,
+    /// `portcullis_token_cache_lookups_total{result="hit"}` and `…"miss"}`: handles
+    /// on the family's two series, so the hot path adds to an atomic without a
+    /// label lookup.
+    pub token_cache_hit: Counter,
+    pub token_cache_miss: Counter,
+    token_cache: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -194,6 +200,9 @@ impl Metrics {
             reloads: Family::default(),
             reload_last_success: FloatGauge::default(),
             access_log_dropped: Counter::default(),
+            token_cache_hit: Counter::default(),
+            token_cache_miss: Counter::default(),
+            token_cache: Family::default(),
             registry: Registry::default(),
         };
         r.register_with_unit(
@@ -279,6 +288,19 @@ impl Metrics {
             "Access lines dropped because the writer's queue was full",
             m.access_log_dropped.clone(),
         );
+        p.register(
+            "token_cache_lookups",
+            "Verified-token cache lookups of Bearer tokens on routes, by result (hit, miss)",
+            m.token_cache.clone(),
+        );
+        let token_cache_hit = m
+            .token_cache
+            .get_or_create(&ResultLabel { result: "hit" })
+            .clone();
+        let token_cache_miss = m
+            .token_cache
+            .get_or_create(&ResultLabel { result: "miss" })
+            .clone();
         // Series of closed sets exist from the start, at zero, so that alerts on
         // them have something to read before the first event.
         for result in ["success", "failure", "timeout"] {
@@ -290,7 +312,12 @@ impl Metrics {
         for result in ["in_flight", "connections", "tunnels"] {
             drop(m.shed.get_or_create(&ResultLabel { result }));
         }
-        Metrics { registry: r, ..m }
+        Metrics {
+            registry: r,
+            token_cache_hit,
+            token_cache_miss,
+            ..m
+        }
     }
 
     /// The OpenMetrics text of every metric.

@@ -24,6 +24,7 @@ use crate::auth::principal::Principal;
 use crate::body::Body;
 use crate::config::{AuthMode, Route};
 use crate::error::{GatewayError, OrInternal as _};
+use crate::metrics::metrics;
 use crate::policy::scope;
 use crate::state::Snapshot;
 
@@ -104,9 +105,12 @@ fn credential(
             Bearer::Token(token) => token,
         },
     };
-    let cache = snap.token_cache(worker);
-    if let Some(p) = cache.and_then(|c| c.get(token)) {
-        return not_revoked(snap, p).map(Credential::Verified);
+    if let Some(cache) = snap.token_cache(worker) {
+        if let Some(p) = cache.get(token) {
+            metrics().token_cache_hit.inc();
+            return not_revoked(snap, p).map(Credential::Verified);
+        }
+        metrics().token_cache_miss.inc();
     }
     if let Some(client) = peek_issuer(token).and_then(|iss| snap.issuer(&iss).cloned()) {
         return Ok(Credential::External(client, token.to_string()));

@@ -59,10 +59,8 @@ pub fn apply<B>(
         server.reject_underscore_headers,
         &server.identity_header_prefix,
         extra_reserved,
+        &server.strip_request_headers,
     )?;
-    for name in &server.strip_request_headers {
-        headers.remove(name);
-    }
     Ok(())
 }
 
@@ -149,13 +147,16 @@ fn host_port(v: &[u8]) -> bool {
     port_ok && host_ok
 }
 
-/// Size and name rules, and removal of reserved (identity) headers.
+/// Size and name rules, and removal of reserved (identity) headers and of the
+/// `strip` list (`server.strip_request_headers`), in one pass over the names: most
+/// requests carry none of them, and a removal of an absent name still hashes it.
 fn clean_headers(
     headers: &mut HeaderMap,
     max_bytes: usize,
     reject_odd_names: bool,
     prefix: &str,
     extra_reserved: &[HeaderName],
+    strip: &[HeaderName],
 ) -> Result<(), GatewayError> {
     let is_reserved =
         |n: &str| n.starts_with(prefix) || extra_reserved.iter().any(|r| r.as_str() == n);
@@ -171,10 +172,10 @@ fn clean_headers(
                     "header names with '_' or '.' are not accepted",
                 ));
             }
-            if is_reserved(&n.replace(['_', '.'], "-")) {
+            if is_reserved(&n.replace(['_', '.'], "-")) || strip.contains(name) {
                 reserved.push(name.clone());
             }
-        } else if is_reserved(n) {
+        } else if is_reserved(n) || strip.contains(name) {
             reserved.push(name.clone());
         }
     }
@@ -215,7 +216,7 @@ mod tests {
             ("X-AUTH-ROLES", "root"),
             ("accept", "*/*"),
         ]);
-        clean_headers(&mut h, 16384, true, "x-auth-", &[]).expect("ok");
+        clean_headers(&mut h, 16384, true, "x-auth-", &[], &[]).expect("ok");
         assert_eq!(names(&h), vec!["accept"]);
         let mut h = map(&[
             ("x_auth_subject", "mallory"),
@@ -225,7 +226,7 @@ mod tests {
             ("x_other", "1"),
             ("x.other", "1"),
         ]);
-        clean_headers(&mut h, 16384, false, "x-auth-", &[]).expect("ok");
+        clean_headers(&mut h, 16384, false, "x-auth-", &[], &[]).expect("ok");
         let mut left = names(&h);
         left.sort_unstable();
         assert_eq!(left, vec!["x.other", "x_other"]);
@@ -240,8 +241,27 @@ mod tests {
             ("x.user", "mallory"),
             ("x-username", "kept"),
         ]);
-        clean_headers(&mut h, 16384, false, "x-auth-", &extra).expect("ok");
+        clean_headers(&mut h, 16384, false, "x-auth-", &extra, &[]).expect("ok");
         assert_eq!(names(&h), vec!["x-username"]);
+    }
+
+    #[test]
+    fn the_strip_list_is_removed_in_the_same_pass() {
+        let strip = [
+            HeaderName::from_static("x-original-url"),
+            HeaderName::from_static("x-http-method-override"),
+        ];
+        let mut h = map(&[
+            ("X-Original-URL", "/admin"),
+            ("x-original-url", "/admin/again"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x-original-url-note", "kept"),
+            ("accept", "*/*"),
+        ]);
+        clean_headers(&mut h, 16384, true, "x-auth-", &[], &strip).expect("ok");
+        let mut left = names(&h);
+        left.sort_unstable();
+        assert_eq!(left, vec!["accept", "x-original-url-note"]);
     }
 
     #[test]
@@ -250,7 +270,7 @@ mod tests {
             let mut h = map(&[(name, "mallory")]);
             assert!(
                 matches!(
-                    clean_headers(&mut h, 16384, true, "x-auth-", &[]),
+                    clean_headers(&mut h, 16384, true, "x-auth-", &[], &[]),
                     Err(GatewayError::BadRequest(_))
                 ),
                 "{name}"
@@ -262,10 +282,10 @@ mod tests {
     fn header_size_capped() {
         let mut h = map(&[("x-big", &"a".repeat(2000))]);
         assert!(matches!(
-            clean_headers(&mut h, 1024, true, "x-auth-", &[]),
+            clean_headers(&mut h, 1024, true, "x-auth-", &[], &[]),
             Err(GatewayError::HeadersTooLarge)
         ));
-        assert!(clean_headers(&mut h, 4096, true, "x-auth-", &[]).is_ok());
+        assert!(clean_headers(&mut h, 4096, true, "x-auth-", &[], &[]).is_ok());
     }
 
     fn req(uri: &str, hosts: &[&str]) -> Request<()> {

@@ -4,14 +4,13 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, FORWARDED, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{Entry, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
@@ -28,17 +27,27 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
     // One pass over the names (standard names compare as tags), no allocation when a
     // message carries none; then one removal per name present.
     let mut present: Vec<HeaderName> = Vec::new();
+    let (mut has_connection, mut has_upgrade) = (false, false);
     for name in h.keys() {
-        if is_hop_by_hop(name) {
+        if name == CONNECTION {
+            has_connection = true;
+        } else if name == UPGRADE {
+            has_upgrade = true;
+        } else if is_hop_by_hop(name) && !present.contains(name) {
             present.push(name.clone());
         }
     }
-    if present.is_empty() {
+    if !has_connection && !has_upgrade && present.is_empty() {
         return None;
     }
     let mut upgrade_requested = false;
-    // Tokens as bytes: a value with a non-ASCII byte elsewhere still names headers.
-    for value in h.get_all(CONNECTION) {
+    // Every `Connection` line, removed as it is read (one lookup). Tokens as bytes: a
+    // value with a non-ASCII byte elsewhere still names headers.
+    let connection = match has_connection.then(|| h.entry(CONNECTION)) {
+        Some(Entry::Occupied(e)) => Some(e.remove_entry_mult().1),
+        _ => None,
+    };
+    for value in connection.into_iter().flatten() {
         for token in value
             .as_bytes()
             .split(|b| *b == b',')
@@ -53,7 +62,7 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) -> Option<HeaderValue> {
             }
         }
     }
-    let upgrade = h.remove(UPGRADE);
+    let upgrade = if has_upgrade { h.remove(UPGRADE) } else { None };
     for name in present {
         h.remove(name);
     }
@@ -125,61 +134,90 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let xff = match (trusted, joined(h, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => {
+    // One pass over the names: what the request carries of the family. Most requests
+    // carry none, and a lookup or removal of an absent name still hashes it.
+    let seen = Forwarding::of(h);
+    let xff = match (trusted && seen.xff)
+        .then(|| joined(h, &X_FORWARDED_FOR))
+        .flatten()
+    {
+        Some(prev) => {
             let both = format!("{prev}, {}", peer.to_str().unwrap_or_default());
             HeaderValue::from_str(&both).unwrap_or_else(|_| peer.clone())
         }
-        _ => peer.clone(),
+        None => peer.clone(),
     };
     h.insert(X_FORWARDED_FOR.clone(), xff);
-    if !(trusted && h.contains_key(&X_FORWARDED_PROTO)) {
+    if !(trusted && seen.xfp) {
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
-    if !(trusted && h.contains_key(&X_FORWARDED_HOST)) {
+    if !(trusted && seen.xfh) {
         match host {
-            Some(v) => h.insert(X_FORWARDED_HOST.clone(), v),
-            None => h.remove(&X_FORWARDED_HOST),
-        };
+            Some(v) => {
+                h.insert(X_FORWARDED_HOST.clone(), v);
+            }
+            None if seen.xfh => {
+                h.remove(&X_FORWARDED_HOST);
+            }
+            None => {}
+        }
     }
-    if !trusted {
-        h.remove(FORWARDED);
-        h.remove(&X_REAL_IP);
-        remove_client_claims(h);
+    if !trusted && !seen.claims.is_empty() {
+        for n in seen.claims {
+            h.remove(n);
+        }
     }
 }
 
-/// Other headers through which frameworks learn a client address, scheme, port or
-/// path prefix from "the proxy" (Node's `request-ip` reads `X-Client-IP` before
-/// `X-Forwarded-For`; Werkzeug's `ProxyFix` and Spring read `X-Forwarded-Prefix`
-/// and `-Port`; gorilla reads `X-Forwarded-Scheme`). From an untrusted peer they are
-/// claims of the client's: removed. One pass over the names; most requests carry none.
-fn remove_client_claims(h: &mut HeaderMap) {
-    let claimed = |n: &HeaderName| {
-        let n = n.as_str();
-        (n.starts_with("x-forwarded-")
-            && n != X_FORWARDED_FOR.as_str()
-            && n != X_FORWARDED_PROTO.as_str()
-            && n != X_FORWARDED_HOST.as_str())
-            || matches!(
-                n,
-                "x-client-ip"
-                    | "true-client-ip"
-                    | "x-cluster-client-ip"
-                    | "cf-connecting-ip"
-                    | "fastly-client-ip"
-                    | "x-original-forwarded-for"
-                    | "x-proxyuser-ip"
-                    | "client-ip"
-            )
-    };
-    if !h.keys().any(claimed) {
-        return;
+/// The forwarding headers a request carries: the three Portcullis sets, and the
+/// client's claims that it removes when the peer is not a trusted proxy.
+#[derive(Default)]
+struct Forwarding {
+    xff: bool,
+    xfp: bool,
+    xfh: bool,
+    claims: Vec<HeaderName>,
+}
+
+impl Forwarding {
+    fn of(h: &HeaderMap) -> Forwarding {
+        let mut seen = Forwarding::default();
+        for name in h.keys() {
+            match name.as_str() {
+                "x-forwarded-for" => seen.xff = true,
+                "x-forwarded-proto" => seen.xfp = true,
+                "x-forwarded-host" => seen.xfh = true,
+                n if is_client_claim(n) && !seen.claims.contains(name) => {
+                    seen.claims.push(name.clone());
+                }
+                _ => {}
+            }
+        }
+        seen
     }
-    let names: Vec<HeaderName> = h.keys().filter(|n| claimed(n)).cloned().collect();
-    for n in names {
-        h.remove(n);
-    }
+}
+
+/// `Forwarded`, `X-Real-IP` and the other headers through which frameworks learn a
+/// client address, scheme, port or path prefix from "the proxy" (Node's `request-ip`
+/// reads `X-Client-IP` before `X-Forwarded-For`; Werkzeug's `ProxyFix` and Spring read
+/// `X-Forwarded-Prefix` and `-Port`; gorilla reads `X-Forwarded-Scheme`). From an
+/// untrusted peer they are claims of the client's: removed. (`X-Forwarded-For`,
+/// `-Proto` and `-Host` are matched before this and replaced.)
+fn is_client_claim(n: &str) -> bool {
+    n.starts_with("x-forwarded-")
+        || matches!(
+            n,
+            "forwarded"
+                | "x-real-ip"
+                | "x-client-ip"
+                | "true-client-ip"
+                | "x-cluster-client-ip"
+                | "cf-connecting-ip"
+                | "fastly-client-ip"
+                | "x-original-forwarded-for"
+                | "x-proxyuser-ip"
+                | "client-ip"
+        )
 }
 
 #[cfg(test)]

@@ -214,6 +214,27 @@ async fn metrics_after_a_mix_of_allowed_denied_and_limited_requests() {
             &[("grant_type", "password"), ("outcome", outcome)],
         )
     };
+    // The first use of the issued token verified it (a miss), the POST found it in
+    // the cache (a hit). The counters are process-wide and other tests in this binary
+    // add to them, hence "at least".
+    let cache = |result: &str| {
+        sample(
+            &f,
+            "portcullis_token_cache_lookups",
+            "portcullis_token_cache_lookups_total",
+            &[("result", result)],
+        )
+    };
+    assert!(
+        cache("hit") >= 1.0,
+        "{}",
+        f["portcullis_token_cache_lookups"]
+    );
+    assert!(
+        cache("miss") >= 2.0,
+        "{}",
+        f["portcullis_token_cache_lookups"]
+    );
     assert!(grants("success") >= 1.0);
     assert!(grants("invalid_grant") >= 1.0);
     let limited = |decision: &str| {

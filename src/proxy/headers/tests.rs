@@ -156,3 +156,34 @@ fn client_ip_walks_trusted_hops() {
         "10.0.0.2".parse::<IpAddr>().expect("ip")
     );
 }
+
+#[test]
+fn without_a_host_a_client_sent_forwarded_host_goes_and_a_trusted_proxys_claims_stay() {
+    let mut h = map(&[("x-forwarded-host", "evil"), ("x-forwarded-host", "evil2")]);
+    set_forwarded(
+        &mut h,
+        &HeaderValue::from_static("192.0.2.1"),
+        false,
+        "https",
+        None,
+    );
+    assert!(h.get("x-forwarded-host").is_none());
+    assert_eq!(h["x-forwarded-proto"], "https");
+
+    let mut h = map(&[
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("x-forwarded-host", "api.example"),
+    ]);
+    set_forwarded(
+        &mut h,
+        &HeaderValue::from_static("10.0.0.2"),
+        true,
+        "http",
+        None,
+    );
+    assert_eq!(h["forwarded"], "for=203.0.113.9");
+    assert_eq!(h["x-real-ip"], "203.0.113.9");
+    assert_eq!(h["x-forwarded-host"], "api.example");
+    assert_eq!(h["x-forwarded-for"], "10.0.0.2");
+}
