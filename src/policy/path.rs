@@ -195,6 +195,69 @@ pub fn canonicalize_with(raw: &str, reject_double_encoding: bool) -> Result<Stri
 
 /// Turns a raw request path (without the query) into its canonical form.
 pub fn canonicalize(raw: &str) -> Result<String, PathError> {
+    if is_canonical(raw) {
+        return Ok(raw.to_owned());
+    }
+    canonicalize_slowly(raw)
+}
+
+/// Bytes that a canonical segment holds as they are: unreserved and the allowed
+/// sub-delims (no `%`: an escape takes the slow path).
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Whether `raw` is canonical already (most paths are), so that the rules above would
+/// give it back unchanged: a leading `/`, only [`PLAIN`] bytes in segments, no empty
+/// segment but a trailing one, no `.` or `..` segment.
+fn is_canonical(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let plain_segment = |s: &[u8]| !s.is_empty() && s != b"." && s != b"..";
+    let mut start = 1;
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        if c == b'/' {
+            if !plain_segment(&b[start..i]) {
+                return false;
+            }
+            start = i + 1;
+        } else if !PLAIN[usize::from(c)] {
+            return false;
+        }
+    }
+    let last = &b[start..];
+    last.is_empty() || plain_segment(last)
+}
+
+/// The rules above, applied segment by segment.
+fn canonicalize_slowly(raw: &str) -> Result<String, PathError> {
     let Some(rest) = raw.strip_prefix('/') else {
         return Err(PathError::NotAbsolute);
     };

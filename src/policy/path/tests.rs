@@ -117,6 +117,17 @@ fn has_dot_segment(p: &str) -> bool {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
+    /// The fast path (a path canonical already is returned as it is) never differs
+    /// from the rules applied segment by segment.
+    #[test]
+    fn the_fast_path_agrees_with_the_rules(raw in "/?[a-z/.%2eE!'@=;~ \\\"<>-]{0,12}") {
+        prop_assert_eq!(canonicalize(&raw), canonicalize_slowly(&raw));
+        if is_canonical(&raw) {
+            let slow = canonicalize_slowly(&raw);
+            prop_assert_eq!(slow.as_deref(), Ok(raw.as_str()));
+        }
+    }
+
     #[test]
     fn idempotent_and_clean(raw in "/[a-zA-Z/.%25eE0-9;:~ \\\\#-]{0,24}") {
         if let Ok(canon) = canonicalize(&raw) {
