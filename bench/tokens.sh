@@ -46,10 +46,12 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$run/es.key
 openssl pkey -in "$run/es.key" -pubout -out "$run/es.pub"
 "$py" - "$run" "$TOKENS" <<'EOF'
 import sys, time, jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 run, n = sys.argv[1], int(sys.argv[2])
 exp = int(time.time()) + 3600
 for alg, kid in (("RS256", "rs"), ("ES256", "es")):
-    key = open(f"{run}/{kid}.key").read()
+    # Parsed once: PyJWT would parse (and check) a PEM key again for every token.
+    key = load_pem_private_key(open(f"{run}/{kid}.key", "rb").read(), None)
     with open(f"{run}/{kid}.tokens", "w") as f:
         for i in range(n):
             claims = {"sub": f"user{i}", "scope": "items:read", "exp": exp, "iat": exp - 3600}
