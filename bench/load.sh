@@ -5,6 +5,7 @@
 #   bash bench/load.sh                    # 3 rounds × 10 s per target
 #   ROUNDS=5 DURATION=8 bash bench/load.sh
 #   GW_ACCESS_LOG=true GW_EXTRA='[rate_limits.default]…' bash bench/load.sh   # features on
+#   WORKERS=2 WRK_THREADS=2 bash bench/load.sh   # two workers each (per-core scaling)
 #
 # Upstream: nginx, 1 worker, `return 200 "ok"`. Proxies: nginx (1 worker, keep-alive
 # pool to the upstream) and Portcullis (worker_threads = 1, access log off). Load:
@@ -16,6 +17,7 @@ set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 DURATION=${DURATION:-10} BASE_PORT=${BASE_PORT:-19080} BENCH=bench
+WORKERS=${WORKERS:-1} WRK_THREADS=${WRK_THREADS:-1}
 # shellcheck source=bench/common.sh
 source "$here/common.sh"
 
@@ -28,7 +30,7 @@ http { access_log off; keepalive_requests 10000000;
   server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 "ok"; } } }
 EOF
 cat >"$run/proxy.conf" <<EOF
-worker_processes 1; daemon off; pid $run/px.pid; error_log $run/px.err warn;
+worker_processes $WORKERS; daemon off; pid $run/px.pid; error_log $run/px.err warn;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 10000000;
   client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
@@ -40,7 +42,7 @@ EOF
 cat >"$run/gateway.toml" <<EOF
 [server]
 listen = "127.0.0.1:$P_GW"
-worker_threads = 1
+worker_threads = $WORKERS
 access_log = ${GW_ACCESS_LOG:-false}
 access_log_file = "$run/access.log"
 [[upstreams]]
@@ -58,18 +60,21 @@ nginx -c "$run/proxy.conf" -p "$run/tmp" & pids+=($!)
 RUST_LOG=warn "$GW_BIN" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
 gw_pid=$!
 wait_ports $P_UP $P_NGINX $P_GW
-declare -A PID=([direct]=$(proxy_pid upstream) [nginx]=$(proxy_pid proxy) [portcullis]=$gw_pid)
+# nginx proxy: every worker's CPU counts (WORKERS > 1).
+nginx_workers=$(pgrep -f "$run/proxy.conf" | xargs -r -n1 pgrep -P | tr '\n' ' ')
+declare -A PID=([direct]=$(proxy_pid upstream) [nginx]=$nginx_workers [portcullis]=$gw_pid)
 declare -A PORT=([direct]=$P_UP [nginx]=$P_NGINX [portcullis]=$P_GW)
 curl -fsS "http://127.0.0.1:$P_GW/public/x" >/dev/null || { cat "$run/gw.log"; exit 1; }
 
+all_ticks() { local n=0 p; for p in "$@"; do n=$((n + $(ticks "$p"))); done; echo "$n"; }
 printf 'round target req/s p50_ms p99_ms errors cpu_us_per_req\n' >"$run/results.txt"
 for round in $(seq "$ROUNDS"); do
   for t in direct nginx portcullis; do
     url="http://127.0.0.1:${PORT[$t]}/public/items/42"
-    timeout $((WARMUP + 20)) wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
-    c0=$(ticks "${PID[$t]}")
-    out=$(timeout $((DURATION + 20)) wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$run/report.lua" "$url")
-    c1=$(ticks "${PID[$t]}")
+    timeout $((WARMUP + 20)) wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
+    c0=$(all_ticks ${PID[$t]})
+    out=$(timeout $((DURATION + 20)) wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" -s "$run/report.lua" "$url")
+    c1=$(all_ticks ${PID[$t]})
     read -r rps p50 p99 errs < <(sed -n 's/^RESULT //p' <<<"$out")
     cpu=$(awk -v d=$((c1 - c0)) -v t="$tck" -v r="$rps" -v s="$DURATION" 'BEGIN{printf "%.1f", d / t / (r * s) * 1e6}')
     printf '%s %s %s %s %s %s %s\n' "$round" "$t" "$rps" "$p50" "$p99" "$errs" "$cpu" | tee -a "$run/results.txt" >&2
