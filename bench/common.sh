@@ -33,6 +33,18 @@ done = function(summary, latency, requests)
 end
 LUA
 
+# The upstream every benchmark proxies to: nginx, one worker, `return 200 "ok"`.
+upstream_conf() {
+  cat <<EOF
+worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
+  uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
+  server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 "ok"; } } }
+EOF
+}
+
 # Waits until every port given accepts connections (10 s each at most).
 wait_ports() { for p in "$@"; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done

@@ -21,15 +21,9 @@ root=$(cd "$here/.." && pwd)
 BASE_PORT=${BASE_PORT:-19480} BENCH=idle N=${N:-5000}
 # shellcheck source=bench/common.sh
 source "$here/common.sh"
-ulimit -n $((N * 2 + 1024))
+ulimit -n $((N * 2 + 8192))
 
-cat >"$run/upstream.conf" <<EOF
-worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $run/tmp; proxy_temp_path $run/tmp;
-  fastcgi_temp_path $run/tmp; uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
-  server { listen 127.0.0.1:$P_UP; location / { return 200 "ok"; } } }
-EOF
+upstream_conf >"$run/upstream.conf"
 cat >"$run/nginx.conf" <<EOF
 worker_processes 1; daemon off; pid $run/nginx.pid; error_log $run/nginx.err warn;
 worker_rlimit_nofile $((N * 2 + 1024));

@@ -21,14 +21,7 @@ WORKERS=${WORKERS:-1} WRK_THREADS=${WRK_THREADS:-1}
 # shellcheck source=bench/common.sh
 source "$here/common.sh"
 
-cat >"$run/upstream.conf" <<EOF
-worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000;
-  client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
-  uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
-  server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 "ok"; } } }
-EOF
+upstream_conf >"$run/upstream.conf"
 cat >"$run/proxy.conf" <<EOF
 worker_processes $WORKERS; daemon off; pid $run/px.pid; error_log $run/px.err warn;
 events { worker_connections 4096; }

@@ -67,21 +67,10 @@ request = function()
   i = i % #tokens + 1
   return wrk.format("GET", "/items/42", { Authorization = "Bearer " .. tokens[i] })
 end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.1f %.3f %.3f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
 LUA
+cat "$run/report.lua" >>"$run/tokens.lua"
 
-cat >"$run/upstream.conf" <<EOF
-worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000;
-  client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
-  uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
-  server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 "ok"; } } }
-EOF
+upstream_conf >"$run/upstream.conf"
 frontend() { # port alg pubkey
   cat <<EOF
 frontend jwt_$2
