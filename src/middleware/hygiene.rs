@@ -172,7 +172,11 @@ fn clean_headers(
                     "header names with '_' or '.' are not accepted",
                 ));
             }
-            if is_reserved(&n.replace(['_', '.'], "-")) || strip.contains(name) {
+            // Many servers and frameworks (CGI's HTTP_* variables, WSGI, PHP) read
+            // `X_Original_URL` as `X-Original-URL`: the strip list, like the
+            // reserved names, is matched in every spelling.
+            let dashed = n.replace(['_', '.'], "-");
+            if is_reserved(&dashed) || strip.iter().any(|s| s.as_str() == dashed) {
                 reserved.push(name.clone());
             }
         } else if is_reserved(n) || strip.contains(name) {
@@ -262,6 +266,15 @@ mod tests {
         let mut left = names(&h);
         left.sort_unstable();
         assert_eq!(left, vec!["accept", "x-original-url-note"]);
+
+        // Where odd names are accepted, their other spellings go too.
+        let mut h = map(&[
+            ("x_original_url", "/admin"),
+            ("X.HTTP.Method.Override", "DELETE"),
+            ("x_original_url_note", "kept"),
+        ]);
+        clean_headers(&mut h, 16384, false, "x-auth-", &[], &strip).expect("ok");
+        assert_eq!(names(&h), vec!["x_original_url_note"]);
     }
 
     #[test]
