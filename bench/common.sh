@@ -45,6 +45,13 @@ http { access_log off; keepalive_requests 10000000;
 EOF
 }
 
+# The upstream and a public route to it (path pattern $1, default "/**"), as the
+# gateway.toml tables every Portcullis benchmark config ends with.
+public_route_toml() {
+  printf '[[upstreams]]\nname = "up"\nurl = "http://127.0.0.1:%s"\n' "$P_UP"
+  printf '[[routes]]\npath = "%s"\nupstream = "up"\nauth = "none"\n' "${1:-/**}"
+}
+
 # Waits until every port given accepts connections (10 s each at most).
 wait_ports() { for p in "$@"; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done

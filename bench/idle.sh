@@ -42,13 +42,7 @@ worker_threads = 1
 access_log = false
 idle_timeout = "10m"
 max_connections_per_worker = $((N + 1000))
-[[upstreams]]
-name = "up"
-url = "http://127.0.0.1:$P_UP"
-[[routes]]
-path = "/**"
-upstream = "up"
-auth = "none"
+$(public_route_toml)
 EOF
 
 nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)

@@ -38,13 +38,7 @@ listen = "127.0.0.1:$P_GW"
 worker_threads = $WORKERS
 access_log = ${GW_ACCESS_LOG:-false}
 access_log_file = "$run/access.log"
-[[upstreams]]
-name = "up"
-url = "http://127.0.0.1:$P_UP"
-[[routes]]
-path = "/public/**"
-upstream = "up"
-auth = "none"
+$(public_route_toml "/public/**")
 ${GW_EXTRA:-}
 EOF
 

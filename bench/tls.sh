@@ -26,12 +26,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$run/key.pem" -out "$run/cert.pem" -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
 temp="client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp; uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;"
-cat >"$run/upstream.conf" <<CONF
-worker_processes 1; daemon off; pid $run/up.pid; error_log $run/up.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000; $temp
-  server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 "ok"; } } }
-CONF
+upstream_conf >"$run/upstream.conf"
 cat >"$run/proxy.conf" <<CONF
 worker_processes 1; daemon off; pid $run/px.pid; error_log $run/px.err warn;
 events { worker_connections 4096; }
@@ -50,13 +45,7 @@ access_log = false
 [server.tls]
 cert = "$run/cert.pem"
 key = "$run/key.pem"
-[[upstreams]]
-name = "up"
-url = "http://127.0.0.1:$P_UP"
-[[routes]]
-path = "/public/**"
-upstream = "up"
-auth = "none"
+$(public_route_toml "/public/**")
 CONF
 
 nginx -c "$run/upstream.conf" -p "$run/tmp" & pids+=($!)
