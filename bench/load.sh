@@ -18,8 +18,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 DURATION=${DURATION:-10} BASE_PORT=${BASE_PORT:-19080} BENCH=bench
 WORKERS=${WORKERS:-1} WRK_THREADS=${WRK_THREADS:-1}
+# FLOOR=1 adds examples/hyper_floor.rs (hyper + tokio, nothing between the two sides).
+TARGETS="direct nginx portcullis${FLOOR:+ floor}"
 # shellcheck source=bench/common.sh
 source "$here/common.sh"
+P_FLOOR=$((BASE_PORT + 3))
+if [[ -n ${FLOOR:-} ]]; then
+  FLOOR_BIN=${FLOOR_BIN:-$root/target/release/examples/hyper_floor}
+  [[ -x $FLOOR_BIN ]] || (cd "$root" && cargo build --release --locked -q --example hyper_floor)
+fi
 
 upstream_conf >"$run/upstream.conf"
 cat >"$run/proxy.conf" <<EOF
@@ -47,16 +54,22 @@ nginx -c "$run/proxy.conf" -p "$run/tmp" & pids+=($!)
 RUST_LOG=warn "$GW_BIN" run --config "$run/gateway.toml" >"$run/gw.log" 2>&1 & pids+=($!)
 gw_pid=$!
 wait_ports $P_UP $P_NGINX $P_GW
+declare -A PID PORT
+if [[ -n ${FLOOR:-} ]]; then
+  "$FLOOR_BIN" "127.0.0.1:$P_FLOOR" "127.0.0.1:$P_UP" & pids+=($!)
+  PID[floor]=$! PORT[floor]=$P_FLOOR
+  wait_ports $P_FLOOR
+fi
 # nginx proxy: every worker's CPU counts (WORKERS > 1).
 nginx_workers=$(pgrep -f "$run/proxy.conf" | xargs -r -n1 pgrep -P | tr '\n' ' ')
-declare -A PID=([direct]=$(proxy_pid upstream) [nginx]=$nginx_workers [portcullis]=$gw_pid)
-declare -A PORT=([direct]=$P_UP [nginx]=$P_NGINX [portcullis]=$P_GW)
+PID+=([direct]=$(proxy_pid upstream) [nginx]=$nginx_workers [portcullis]=$gw_pid)
+PORT+=([direct]=$P_UP [nginx]=$P_NGINX [portcullis]=$P_GW)
 curl -fsS "http://127.0.0.1:$P_GW/public/x" >/dev/null || { cat "$run/gw.log"; exit 1; }
 
 all_ticks() { local n=0 p; for p in "$@"; do n=$((n + $(ticks "$p"))); done; echo "$n"; }
 printf 'round target req/s p50_ms p99_ms errors cpu_us_per_req\n' >"$run/results.txt"
 for round in $(seq "$ROUNDS"); do
-  for t in direct nginx portcullis; do
+  for t in $TARGETS; do
     url="http://127.0.0.1:${PORT[$t]}/public/items/42"
     timeout $((WARMUP + 20)) wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null
     c0=$(all_ticks ${PID[$t]})
@@ -77,7 +90,7 @@ for r, t, rps, p50, p99, errs, cpu in rows:
 rps_of = {(t, r[0]): r[1] for t, rs in by.items() for r in rs}
 print("| target | req/s (median [min–max]) | p50 ms | p99 ms | CPU µs/req | × nginx (per round) | errors |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for t in ["direct", "nginx", "portcullis"]:
+for t in by:
     rs = by[t]
     rps = [r[1] for r in rs]
     ratio = [r[1] / rps_of[("nginx", r[0])] for r in rs]

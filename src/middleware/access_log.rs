@@ -25,6 +25,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+use super::json_line::{push_num, push_str, push_timestamp};
 use crate::body::Body;
 
 /// The fields of a line beyond the request's own: gathered once, from the answer's
@@ -135,19 +136,6 @@ fn write_line(sink: &tracing_appender::non_blocking::NonBlocking, line: &[u8]) {
     }
 }
 
-fn push_str(out: &mut Vec<u8>, key: &str, value: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-    // serde_json escapes quotes, backslashes and control characters.
-    let _ = serde_json::to_writer(&mut *out, value);
-}
-
-fn push_num(out: &mut Vec<u8>, key: &str, value: u64) {
-    use std::io::Write as _;
-    let _ = write!(out, ",\"{key}\":{value}");
-}
-
 /// Everything the line needs once the body is done.
 #[derive(Debug)]
 pub struct Line {
@@ -168,11 +156,7 @@ impl Line {
         if let Some(sink) = SINK.get() {
             let mut out = Vec::with_capacity(512);
             out.extend_from_slice(b"{\"timestamp\":\"");
-            out.extend_from_slice(
-                humantime::format_rfc3339_micros(std::time::SystemTime::now())
-                    .to_string()
-                    .as_bytes(),
-            );
+            push_timestamp(&mut out, std::time::SystemTime::now());
             out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"portcullis::access\"");
             push_str(&mut out, "request_id", &self.request_id);
             if let Some(t) = &self.trace_id {

@@ -1,0 +1,154 @@
+//! The pieces of an access line, appended to one buffer without `fmt`: a JSON string
+//! (escaped by serde_json only when it needs escaping), a number, and the RFC 3339
+//! timestamp with microseconds. One line per request is written by default, so these
+//! are on the hot path: `write!` of a number, `serde_json` on every string and a fresh
+//! timestamp `String` cost ~3 k instructions per line (`bench/instructions.sh`, target
+//! `full`).
+
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `,"key":"value"`, the value escaped as JSON.
+pub fn push_str(out: &mut Vec<u8>, key: &str, value: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // serde_json escapes quotes, backslashes and control characters.
+        let _ = serde_json::to_writer(&mut *out, value);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// `,"key":value`.
+pub fn push_num(out: &mut Vec<u8>, key: &str, value: u64) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    push_digits(out, value);
+}
+
+fn push_digits(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `value % 10` is below 10: the cast cannot truncate.
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+thread_local! {
+    /// The last second formatted on this thread and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// `now` as RFC 3339 in UTC with microseconds (`2026-12-07T15:40:12.123456Z`), the
+/// date and time of day formatted once per second per thread.
+pub fn push_timestamp(out: &mut Vec<u8>, now: SystemTime) {
+    let Ok(since) = now.duration_since(UNIX_EPOCH) else {
+        out.extend_from_slice(humantime::format_rfc3339_micros(now).to_string().as_bytes());
+        return;
+    };
+    let secs = since.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != secs {
+        let whole = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let text = humantime::format_rfc3339_seconds(whole).to_string();
+        match text.as_bytes().get(..19) {
+            Some(p) => prefix.copy_from_slice(p),
+            None => {
+                out.extend_from_slice(humantime::format_rfc3339_micros(now).to_string().as_bytes());
+                return;
+            }
+        }
+        SECOND.set((secs, prefix));
+    }
+    out.extend_from_slice(&prefix);
+    out.push(b'.');
+    let micros = since.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for d in digits.iter_mut().rev() {
+        // Below 10, as above.
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn field(value: &str) -> String {
+        let mut out = Vec::new();
+        push_str(&mut out, "k", value);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn strings_that_need_escaping_are_escaped() {
+        assert_eq!(field("plain /path"), r#","k":"plain /path""#);
+        assert_eq!(field("a\"b\\c\nd\u{1}"), r#","k":"a\"b\\c\nd\u0001""#);
+        assert_eq!(field(""), r#","k":"""#);
+    }
+
+    #[test]
+    fn numbers_print_as_display_does() {
+        for n in [0, 7, 10, 99, 1_000, 123_456_789, u64::MAX] {
+            let mut out = Vec::new();
+            push_num(&mut out, "n", n);
+            assert_eq!(out, format!(",\"n\":{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn timestamps_match_humantime_across_seconds() {
+        let base = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        for (s, us) in [
+            (0, 0),
+            (0, 999_999),
+            (1, 5),
+            (86_400 * 366, 120_000),
+            (0, 42),
+        ] {
+            let t = base + Duration::from_secs(s) + Duration::from_micros(us);
+            let mut out = Vec::new();
+            push_timestamp(&mut out, t);
+            let want = humantime::format_rfc3339_micros(t).to_string();
+            assert_eq!(String::from_utf8(out).expect("utf-8"), want);
+        }
+    }
+
+    proptest! {
+        /// Every string comes out as the JSON serde_json would write for it.
+        #[test]
+        fn strings_are_json(value in any::<String>()) {
+            let mut out = Vec::new();
+            push_str(&mut out, "k", &value);
+            let mut want = b",\"k\":".to_vec();
+            serde_json::to_writer(&mut want, &value).expect("json");
+            prop_assert_eq!(out, want);
+        }
+
+        #[test]
+        fn timestamps_are_humantime(secs in 0u64..4_000_000_000, micros in 0u32..1_000_000) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(u64::from(micros));
+            let mut out = Vec::new();
+            push_timestamp(&mut out, t);
+            prop_assert_eq!(String::from_utf8(out).expect("utf-8"), humantime::format_rfc3339_micros(t).to_string());
+        }
+    }
+}
