@@ -139,8 +139,8 @@ where
         let line = Line {
             info: fields(&p, &resp),
             request_id: p.request_id,
-            client_ip: p.client_ip.to_string(),
-            method: p.method.as_str().to_string(),
+            client_ip: p.client_ip,
+            method: p.method,
             status: resp.status().as_u16(),
             started: p.started,
             trace_id: p.trace_id,

@@ -25,7 +25,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use super::json_line::{push_num, push_str, push_timestamp};
+use super::json_line::{push_hex, push_ip, push_num, push_str, push_timestamp};
 use crate::body::Body;
 
 /// The fields of a line beyond the request's own: gathered once, from the answer's
@@ -119,20 +119,25 @@ pub fn flush_thread() {
     });
 }
 
-fn write_line(sink: &tracing_appender::non_blocking::NonBlocking, line: &[u8]) {
-    let handed = BATCH.with(|b| match b.try_borrow_mut() {
-        Ok(mut b) => {
-            b.extend_from_slice(line);
+/// Formats one line (`write`) straight into this thread's batch.
+fn write_line(
+    sink: &tracing_appender::non_blocking::NonBlocking,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    let mut write = Some(write);
+    BATCH.with(|b| {
+        if let (Ok(mut b), Some(write)) = (b.try_borrow_mut(), write.take()) {
+            write(&mut b);
             if b.len() >= BATCH_BYTES {
                 hand_off(sink, &b);
                 b.clear();
             }
-            true
         }
-        Err(_) => false,
     });
-    if !handed {
-        hand_off(sink, line);
+    if let Some(write) = write {
+        let mut line = Vec::with_capacity(1024);
+        write(&mut line);
+        hand_off(sink, &line);
     }
 }
 
@@ -140,8 +145,8 @@ fn write_line(sink: &tracing_appender::non_blocking::NonBlocking, line: &[u8]) {
 #[derive(Debug)]
 pub struct Line {
     pub request_id: String,
-    pub client_ip: String,
-    pub method: String,
+    pub client_ip: std::net::IpAddr,
+    pub method: http::Method,
     pub status: u16,
     pub started: Instant,
     pub info: Fields,
@@ -154,37 +159,14 @@ impl Line {
         let i = &self.info;
         let duration = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if let Some(sink) = SINK.get() {
-            let mut out = Vec::with_capacity(512);
-            out.extend_from_slice(b"{\"timestamp\":\"");
-            push_timestamp(&mut out, std::time::SystemTime::now());
-            out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"portcullis::access\"");
-            push_str(&mut out, "request_id", &self.request_id);
-            if let Some(t) = &self.trace_id {
-                push_str(&mut out, "trace_id", &crate::telemetry::hex(t));
-            }
-            push_str(&mut out, "client_ip", &self.client_ip);
-            push_str(&mut out, "method", &self.method);
-            push_str(&mut out, "path", i.path.as_deref().unwrap_or(""));
-            push_str(&mut out, "query", i.query.as_deref().unwrap_or(""));
-            push_str(&mut out, "route", i.route.as_deref().unwrap_or(""));
-            push_str(&mut out, "upstream", i.upstream.as_deref().unwrap_or(""));
-            push_num(&mut out, "status", u64::from(self.status));
-            push_str(&mut out, "reason", i.reason.unwrap_or(""));
-            push_str(&mut out, "subject", i.subject.as_deref().unwrap_or(""));
-            push_str(&mut out, "client_id", i.client_id.as_deref().unwrap_or(""));
-            push_num(&mut out, "duration_us", duration);
-            push_num(&mut out, "upstream_us", i.upstream_us.unwrap_or(0));
-            push_num(&mut out, "bytes_in", i.bytes_in());
-            push_num(&mut out, "bytes_out", bytes_out);
-            out.extend_from_slice(b"}\n");
-            write_line(sink, &out);
+            write_line(sink, |out| self.write_json(out, duration, bytes_out));
             return;
         }
         tracing::info!(
             target: "portcullis::access",
             request_id = self.request_id.as_str(),
             trace_id = self.trace_id.map(|t| crate::telemetry::hex(&t)).unwrap_or_default(),
-            client_ip = self.client_ip.as_str(),
+            client_ip = %self.client_ip,
             method = self.method.as_str(),
             path = i.path.as_deref().unwrap_or(""),
             query = i.query.as_deref().unwrap_or(""),
@@ -199,6 +181,33 @@ impl Line {
             bytes_in = i.bytes_in(),
             bytes_out = bytes_out,
         );
+    }
+
+    /// The line as JSON, appended to `out`.
+    fn write_json(&self, out: &mut Vec<u8>, duration: u64, bytes_out: u64) {
+        let i = &self.info;
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        push_timestamp(out, std::time::SystemTime::now());
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"portcullis::access\"");
+        push_str(out, "request_id", &self.request_id);
+        if let Some(t) = &self.trace_id {
+            push_hex(out, "trace_id", t);
+        }
+        push_ip(out, "client_ip", self.client_ip);
+        push_str(out, "method", self.method.as_str());
+        push_str(out, "path", i.path.as_deref().unwrap_or(""));
+        push_str(out, "query", i.query.as_deref().unwrap_or(""));
+        push_str(out, "route", i.route.as_deref().unwrap_or(""));
+        push_str(out, "upstream", i.upstream.as_deref().unwrap_or(""));
+        push_num(out, "status", u64::from(self.status));
+        push_str(out, "reason", i.reason.unwrap_or(""));
+        push_str(out, "subject", i.subject.as_deref().unwrap_or(""));
+        push_str(out, "client_id", i.client_id.as_deref().unwrap_or(""));
+        push_num(out, "duration_us", duration);
+        push_num(out, "upstream_us", i.upstream_us.unwrap_or(0));
+        push_num(out, "bytes_in", i.bytes_in());
+        push_num(out, "bytes_out", bytes_out);
+        out.extend_from_slice(b"}\n");
     }
 }
 

@@ -1,11 +1,12 @@
 //! The pieces of an access line, appended to one buffer without `fmt`: a JSON string
-//! (escaped by serde_json only when it needs escaping), a number, and the RFC 3339
-//! timestamp with microseconds. One line per request is written by default, so these
+//! (escaped by serde_json only when it needs escaping), a number, hex, an IP address
+//! and the RFC 3339 timestamp with microseconds. One line per request is written by default, so these
 //! are on the hot path: `write!` of a number, `serde_json` on every string and a fresh
 //! timestamp `String` cost ~3 k instructions per line (`bench/instructions.sh`, target
 //! `full`).
 
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `,"key":"value"`, the value escaped as JSON.
@@ -29,6 +30,41 @@ pub fn push_num(out: &mut Vec<u8>, key: &str, value: u64) {
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
     push_digits(out, value);
+}
+
+/// `,"key":"hex"`, lower-case, two digits per byte.
+pub fn push_hex(out: &mut Vec<u8>, key: &str, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":\"");
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+    out.push(b'"');
+}
+
+/// `,"key":"address"`, as `IpAddr`'s `Display` writes it (IPv4 without `fmt`).
+pub fn push_ip(out: &mut Vec<u8>, key: &str, ip: IpAddr) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":\"");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_digits(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'"');
 }
 
 fn push_digits(out: &mut Vec<u8>, mut value: u64) {
@@ -132,7 +168,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        let mut out = Vec::new();
+        push_hex(&mut out, "t", &[0x00, 0x0f, 0xa0, 0xff]);
+        assert_eq!(out, br#","t":"000fa0ff""#.to_vec());
+    }
+
     proptest! {
+        /// Addresses read as `IpAddr`'s `Display` writes them, IPv4 and IPv6.
+        #[test]
+        fn addresses_are_displayed(ip in any::<IpAddr>()) {
+            let mut out = Vec::new();
+            push_ip(&mut out, "ip", ip);
+            prop_assert_eq!(String::from_utf8(out).expect("utf-8"), format!(",\"ip\":\"{ip}\""));
+        }
+
         /// Every string comes out as the JSON serde_json would write for it.
         #[test]
         fn strings_are_json(value in any::<String>()) {
