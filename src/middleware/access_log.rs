@@ -11,8 +11,9 @@
 //! Never a header value, a token, a password, or a query value not allow-listed.
 //!
 //! Where the lines go (stdout or a rotated file, through a non-blocking writer) is set
-//! up in `logging.rs` with [`set_sink`]; the line is then formatted here directly (one
-//! buffer, no tracing formatter — the generic JSON formatter cost ~10 µs per request).
+//! up in `logging.rs` with [`set_sink`]; the line is then formatted here, straight
+//! into the worker's batch (`json_line.rs`; no tracing formatter — the generic JSON
+//! formatter cost ~10 µs per request).
 //! Without a sink (the library embedded elsewhere, tests), lines are `tracing` events
 //! on the `portcullis::access` target with the same fields.
 

@@ -1,9 +1,10 @@
 //! The pieces of an access line, appended to one buffer without `fmt`: a JSON string
 //! (escaped by serde_json only when it needs escaping), a number, hex, an IP address
-//! and the RFC 3339 timestamp with microseconds. One line per request is written by default, so these
-//! are on the hot path: `write!` of a number, `serde_json` on every string and a fresh
-//! timestamp `String` cost ~3 k instructions per line (`bench/instructions.sh`, target
-//! `full`).
+//! and the RFC 3339 timestamp with microseconds. One line per request is written by
+//! default, so these are on the hot path: `write!` of numbers and addresses,
+//! `serde_json` on every string, a fresh timestamp `String` and a buffer per line cost
+//! ~4 k instructions per request (`bench/instructions.sh`, target `full`; figures in
+//! `bench/README.md`).
 
 use std::cell::Cell;
 use std::net::IpAddr;
