@@ -120,19 +120,44 @@ pub fn flush_thread() {
     });
 }
 
-/// Formats one line (`write`) straight into this thread's batch.
+/// The line being formatted into the batch: a panic half-way through takes its bytes
+/// back out, so that the next line does not continue a fragment.
+struct Partial<'a> {
+    batch: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl Drop for Partial<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.batch.truncate(self.start);
+        }
+    }
+}
+
+/// Formats one line (`write`) straight into this thread's batch (or, when the batch
+/// is busy, into a buffer of its own, handed off at once).
 fn write_line(
     sink: &tracing_appender::non_blocking::NonBlocking,
     write: impl FnOnce(&mut Vec<u8>),
 ) {
     let mut write = Some(write);
     BATCH.with(|b| {
-        if let (Ok(mut b), Some(write)) = (b.try_borrow_mut(), write.take()) {
-            write(&mut b);
-            if b.len() >= BATCH_BYTES {
-                hand_off(sink, &b);
-                b.clear();
-            }
+        // Taken only once the batch is ours: otherwise the line goes the slow way below.
+        let Ok(mut b) = b.try_borrow_mut() else {
+            return;
+        };
+        let Some(write) = write.take() else { return };
+        {
+            let line = Partial {
+                start: b.len(),
+                batch: &mut b,
+            };
+            write(&mut *line.batch);
+        }
+        if b.len() >= BATCH_BYTES {
+            hand_off(sink, &b);
+            b.clear();
         }
     });
     if let Some(write) = write {
@@ -167,7 +192,7 @@ impl Line {
             target: "portcullis::access",
             request_id = self.request_id.as_str(),
             trace_id = self.trace_id.map(|t| crate::telemetry::hex(&t)).unwrap_or_default(),
-            client_ip = %self.client_ip,
+            client_ip = self.client_ip.to_string().as_str(),
             method = self.method.as_str(),
             path = i.path.as_deref().unwrap_or(""),
             query = i.query.as_deref().unwrap_or(""),
@@ -312,6 +337,53 @@ mod tests {
             "three lines per dropped batch: {counted}"
         );
         drop(release);
+        drop(guard);
+    }
+
+    /// A writer that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_written_while_the_batch_is_busy_is_handed_off_on_its_own() {
+        let kept = Kept::default();
+        let (sink, guard) = tracing_appender::non_blocking(kept.clone());
+        BATCH.with(|b| {
+            let _busy = b.borrow_mut();
+            write_line(&sink, |out| out.extend_from_slice(b"{\"a\":1}\n"));
+        });
+        drop(guard);
+        assert_eq!(kept.0.lock().expect("lock").as_slice(), b"{\"a\":1}\n");
+    }
+
+    #[test]
+    fn a_panic_while_formatting_leaves_no_fragment_in_the_batch() {
+        let kept = Kept::default();
+        let (sink, guard) = tracing_appender::non_blocking(kept.clone());
+        std::thread::spawn(move || {
+            write_line(&sink, |out| out.extend_from_slice(b"{\"a\":1}\n"));
+            let half = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                write_line(&sink, |out| {
+                    out.extend_from_slice(b"{\"timestamp\":\"");
+                    panic!("formatting failed");
+                })
+            }));
+            assert!(half.is_err());
+            write_line(&sink, |out| out.extend_from_slice(b"{\"b\":2}\n"));
+            BATCH.with(|b| assert_eq!(b.borrow().as_slice(), b"{\"a\":1}\n{\"b\":2}\n"));
+        })
+        .join()
+        .expect("the thread's own checks");
         drop(guard);
     }
 

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `,"key":"value"`, the value escaped as JSON.
 pub fn push_str(out: &mut Vec<u8>, key: &str, value: &str) {
@@ -88,25 +88,29 @@ thread_local! {
     static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
 }
 
+/// The first second RFC 3339 (and humantime) cannot write: 10000-01-01T00:00:00Z.
+const YEAR_10000: u64 = 253_402_300_800;
+
 /// `now` as RFC 3339 in UTC with microseconds (`2026-12-07T15:40:12.123456Z`), the
-/// date and time of day formatted once per second per thread.
+/// date and time of day formatted once per second per thread. A clock outside years
+/// 1970–9999 is written as the nearer end of that range (humantime panics beyond it).
 pub fn push_timestamp(out: &mut Vec<u8>, now: SystemTime) {
-    let Ok(since) = now.duration_since(UNIX_EPOCH) else {
-        out.extend_from_slice(humantime::format_rfc3339_micros(now).to_string().as_bytes());
-        return;
-    };
+    let last = Duration::from_secs(YEAR_10000) - Duration::from_micros(1);
+    let since = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .min(last);
     let secs = since.as_secs();
     let (cached, mut prefix) = SECOND.get();
     if cached != secs {
-        let whole = UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        let text = humantime::format_rfc3339_seconds(whole).to_string();
-        match text.as_bytes().get(..19) {
-            Some(p) => prefix.copy_from_slice(p),
-            None => {
-                out.extend_from_slice(humantime::format_rfc3339_micros(now).to_string().as_bytes());
-                return;
-            }
-        }
+        let text =
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+        let Some(p) = text.as_bytes().get(..19) else {
+            // Not reached: in range, the seconds form is always 20 bytes.
+            out.extend_from_slice(text.as_bytes());
+            return;
+        };
+        prefix.copy_from_slice(p);
         SECOND.set((secs, prefix));
     }
     out.extend_from_slice(&prefix);
@@ -127,7 +131,6 @@ pub fn push_timestamp(out: &mut Vec<u8>, now: SystemTime) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::time::Duration;
 
     fn field(value: &str) -> String {
         let mut out = Vec::new();
@@ -170,6 +173,22 @@ mod tests {
     }
 
     #[test]
+    fn clocks_outside_the_writable_years_are_clamped() {
+        let write = |t: SystemTime| {
+            let mut out = Vec::new();
+            push_timestamp(&mut out, t);
+            String::from_utf8(out).expect("utf-8")
+        };
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(write(before), "1970-01-01T00:00:00.000000Z");
+        let after = UNIX_EPOCH + Duration::from_secs(YEAR_10000 + 86_400);
+        assert_eq!(write(after), "9999-12-31T23:59:59.999999Z");
+        // The cache does not carry the clamp over to an ordinary time.
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        assert_eq!(write(t), humantime::format_rfc3339_micros(t).to_string());
+    }
+
+    #[test]
     fn hex_is_lower_case_two_digits_per_byte() {
         let mut out = Vec::new();
         push_hex(&mut out, "t", &[0x00, 0x0f, 0xa0, 0xff]);
@@ -196,7 +215,7 @@ mod tests {
         }
 
         #[test]
-        fn timestamps_are_humantime(secs in 0u64..4_000_000_000, micros in 0u32..1_000_000) {
+        fn timestamps_are_humantime(secs in 0u64..YEAR_10000, micros in 0u32..1_000_000) {
             let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(u64::from(micros));
             let mut out = Vec::new();
             push_timestamp(&mut out, t);
