@@ -105,11 +105,30 @@ pub fn extract(headers: &HeaderMap) -> Bearer<'_> {
     if values.next().is_some() {
         return Bearer::Malformed(Malformed::Duplicate);
     }
+    if let Some(token) = usual(value.as_bytes()) {
+        return Bearer::Token(token);
+    }
     match value.to_str() {
         Ok(v) => parse(v),
         // obs-text (bytes ≥ 0x80): never part of a token.
         Err(_) => Bearer::Malformed(Malformed::BadCharacter),
     }
+}
+
+/// The usual header, read as bytes: `Bearer` in any case, one space, and a token of
+/// b64token characters without padding, one table lookup per byte (the table refuses
+/// obs-text too, so the value needs no separate check that it is visible ASCII).
+/// Every JWT takes this path; anything else (`None`) takes [`parse`], which it agrees
+/// with wherever it answers.
+fn usual(value: &[u8]) -> Option<&str> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ")
+        || token.is_empty()
+        || !token.iter().all(|&b| B64TOKEN_CHAR[usize::from(b)])
+    {
+        return None;
+    }
+    std::str::from_utf8(token).ok()
 }
 
 /// `Bearer SP b64token`, the scheme in any case. Leading and trailing whitespace is
@@ -136,11 +155,6 @@ fn parse(value: &str) -> Bearer<'_> {
     };
     if token.starts_with(is_space) {
         return Bearer::Malformed(Malformed::ExtraSpace);
-    }
-    // Every JWT is made of b64token characters without padding: one table lookup per
-    // byte. Anything else takes the exact checks below.
-    if !token.is_empty() && token.bytes().all(|b| B64TOKEN_CHAR[usize::from(b)]) {
-        return Bearer::Token(token);
     }
     if token.contains(is_space) {
         return Bearer::Malformed(Malformed::ExtraParts);
@@ -228,6 +242,56 @@ mod tests {
             assert_eq!(B64TOKEN_CHAR[usize::from(b)], want, "byte {b}");
         }
         assert!(B64TOKEN_CHAR[128..].iter().all(|&ok| !ok));
+    }
+
+    proptest::proptest! {
+        /// The byte-level path answers exactly what the whole parse answers, for any
+        /// header value (visible ASCII and spaces mostly, to reach both paths).
+        #[test]
+        fn the_usual_path_agrees_with_the_parse(
+            scheme in "(?i:bearer)|Basic|[A-Za-z]{0,7}",
+            sep in "[ \t]{0,2}",
+            token in "[A-Za-z0-9._~+/=\x22, -]{0,40}|[\x21-\x7e]{0,12}",
+            tail in proptest::option::of("[ \t\u{80}-\u{ff}]{1,2}"),
+        ) {
+            let mut bytes = format!("{scheme}{sep}{token}").into_bytes();
+            if let Some(t) = &tail {
+                bytes.extend(t.chars().map(|c| u8::try_from(u32::from(c) & 0xff).unwrap_or(0)));
+            }
+            let Ok(value) = HeaderValue::from_bytes(&bytes) else { return Ok(()) };
+            let exact = match value.to_str() {
+                Ok(v) => parse(v),
+                Err(_) => Bearer::Malformed(Malformed::BadCharacter),
+            };
+            if let Some(t) = usual(value.as_bytes()) {
+                proptest::prop_assert_eq!(&Bearer::Token(t), &exact);
+            }
+            let mut m = HeaderMap::new();
+            m.insert(AUTHORIZATION, value.clone());
+            proptest::prop_assert_eq!(extract(&m), exact);
+        }
+    }
+
+    #[test]
+    fn the_usual_path_takes_a_jwt_and_leaves_the_rest() {
+        let jwt = b"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln-_";
+        assert_eq!(
+            usual(jwt),
+            Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln-_")
+        );
+        assert_eq!(usual(b"bEaReR abc"), Some("abc"));
+        for other in [
+            &b"Bearer abc=="[..],
+            b"Bearer  abc",
+            b"Bearer\tabc",
+            b"Bearer ",
+            b"Bearer",
+            b"Basic1 abc",
+            b"Bearer caf\xc3\xa9",
+            b" Bearer abc",
+        ] {
+            assert_eq!(usual(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -10,14 +10,15 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `,"key":"value"`, the value escaped as JSON.
+/// `,"key":"value"`, the value escaped as JSON. Inlined, so that the key's copy is
+/// a constant one.
+#[inline(always)]
 pub fn push_str(out: &mut Vec<u8>, key: &str, value: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
-    if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        // serde_json escapes quotes, backslashes and control characters.
-        let _ = serde_json::to_writer(&mut *out, value);
+    if needs_escape(value.as_bytes()) {
+        escaped(out, value);
     } else {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
@@ -25,7 +26,38 @@ pub fn push_str(out: &mut Vec<u8>, key: &str, value: &str) {
     }
 }
 
+/// serde_json escapes quotes, backslashes and control characters.
+#[cold]
+fn escaped(out: &mut Vec<u8>, value: &str) {
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// Whether `s` holds a byte JSON must escape: below 0x20, `"` or `\`. Eight bytes at
+/// a time: a word has a byte below `n` (n ≤ 128) exactly when `(x - n·1) & !x & 0x80·1`
+/// is not zero, and a byte equal to `c` exactly when `x ^ c·1` has a zero byte. A
+/// borrow can only carry upward from a byte that is itself below `n`, so the test is
+/// exact for the word as a whole (bytes ≥ 0x80, UTF-8, never match).
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        if below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// `,"key":value`.
+#[inline(always)]
 pub fn push_num(out: &mut Vec<u8>, key: &str, value: u64) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
@@ -39,9 +71,13 @@ pub fn push_hex(out: &mut Vec<u8>, key: &str, bytes: &[u8]) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":\"");
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0xf)]);
+    for pair in bytes.chunks(16) {
+        let mut hex = [0u8; 32];
+        for (b, h) in pair.iter().zip(hex.chunks_exact_mut(2)) {
+            h[0] = DIGITS[usize::from(b >> 4)];
+            h[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out.extend_from_slice(&hex[..pair.len() * 2]);
     }
     out.push(b'"');
 }
@@ -53,12 +89,27 @@ pub fn push_ip(out: &mut Vec<u8>, key: &str, ip: IpAddr) {
     out.extend_from_slice(b"\":\"");
     match ip {
         IpAddr::V4(v4) => {
+            // At most `255.255.255.255`: formed in place, appended once.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_digits(out, u64::from(octet));
+                let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+                if h > 0 {
+                    text[len] = b'0' + h;
+                    len += 1;
+                }
+                if h > 0 || t > 0 {
+                    text[len] = b'0' + t;
+                    len += 1;
+                }
+                text[len] = b'0' + o;
+                len += 1;
             }
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             use std::io::Write as _;
@@ -68,19 +119,8 @@ pub fn push_ip(out: &mut Vec<u8>, key: &str, ip: IpAddr) {
     out.push(b'"');
 }
 
-fn push_digits(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `value % 10` is below 10: the cast cannot truncate.
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn push_digits(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 thread_local! {
@@ -146,6 +186,23 @@ mod tests {
     }
 
     #[test]
+    fn each_escaped_byte_is_found_in_every_position() {
+        for bad in (0u8..0x20).chain([b'"', b'\\']) {
+            for len in 1..=24 {
+                for at in 0..len {
+                    let mut v = vec![b'a'; len];
+                    v[at] = bad;
+                    assert!(needs_escape(&v), "byte {bad:#x} at {at} of {len}");
+                }
+            }
+        }
+        // Neighbours of the escaped bytes, and UTF-8, pass.
+        assert!(!needs_escape(
+            " !#$[]^_`~\u{7f}é€ plain text of some length".as_bytes()
+        ));
+    }
+
+    #[test]
     fn numbers_print_as_display_does() {
         for n in [0, 7, 10, 99, 1_000, 123_456_789, u64::MAX] {
             let mut out = Vec::new();
@@ -189,6 +246,22 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_octets_of_every_width_are_displayed() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.20.199.250",
+            "127.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().expect("address");
+            let mut out = Vec::new();
+            push_ip(&mut out, "ip", ip);
+            assert_eq!(out, format!(",\"ip\":\"{ip}\"").into_bytes());
+        }
+    }
+
+    #[test]
     fn hex_is_lower_case_two_digits_per_byte() {
         let mut out = Vec::new();
         push_hex(&mut out, "t", &[0x00, 0x0f, 0xa0, 0xff]);
@@ -202,6 +275,15 @@ mod tests {
             let mut out = Vec::new();
             push_ip(&mut out, "ip", ip);
             prop_assert_eq!(String::from_utf8(out).expect("utf-8"), format!(",\"ip\":\"{ip}\""));
+        }
+
+        /// The word-at-a-time test agrees with the byte test, in every position.
+        #[test]
+        fn the_escape_test_is_exact(s in proptest::collection::vec(any::<u8>(), 0..40),
+                                    mostly in "[ -~]{0,30}[\\x00-\\x1f\"\\\\]?[ -~é]{0,30}") {
+            let bytewise = |v: &[u8]| v.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            prop_assert_eq!(needs_escape(&s), bytewise(&s));
+            prop_assert_eq!(needs_escape(mostly.as_bytes()), bytewise(mostly.as_bytes()));
         }
 
         /// Every string comes out as the JSON serde_json would write for it.
