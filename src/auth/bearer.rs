@@ -121,14 +121,30 @@ pub fn extract(headers: &HeaderMap) -> Bearer<'_> {
 /// Every JWT takes this path; anything else (`None`) takes [`parse`], which it agrees
 /// with wherever it answers.
 fn usual(value: &[u8]) -> Option<&str> {
-    let (scheme, token) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ")
-        || token.is_empty()
-        || !token.iter().all(|&b| B64TOKEN_CHAR[usize::from(b)])
-    {
+    let token = after_scheme(value)?;
+    if !token.iter().all(|&b| B64TOKEN_CHAR[usize::from(b)]) {
         return None;
     }
     std::str::from_utf8(token).ok()
+}
+
+/// What follows `Bearer ` (any case, one space), when something does.
+fn after_scheme(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    (scheme.eq_ignore_ascii_case(b"bearer ") && !token.is_empty()).then_some(token)
+}
+
+/// The bytes after `Bearer ` in the request's only `Authorization` header, not checked
+/// any further: for a lookup among tokens verified before (`auth/cache.rs`). Bytes
+/// identical to a token that [`extract`] once returned are extracted the same way
+/// again, so a hit needs no parse; anything else must still go through [`extract`].
+pub fn raw(headers: &HeaderMap) -> Option<&[u8]> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    after_scheme(value.as_bytes())
 }
 
 /// `Bearer SP b64token`, the scheme in any case. Leading and trailing whitespace is
@@ -292,6 +308,21 @@ mod tests {
         ] {
             assert_eq!(usual(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn raw_is_what_follows_the_scheme_of_the_only_header() {
+        assert_eq!(raw(&h(&["Bearer a.b.c"])), Some(&b"a.b.c"[..]));
+        assert_eq!(raw(&h(&["bearer a,b"])), Some(&b"a,b"[..]));
+        assert_eq!(raw(&h(&["Bearer  a"])), Some(&b" a"[..]));
+        assert_eq!(raw(&h(&["Bearer a", "Bearer a"])), None);
+        assert_eq!(raw(&h(&["Bearer "])), None);
+        assert_eq!(raw(&h(&["Basic a"])), None);
+        assert_eq!(raw(&h(&[])), None);
+        // Whatever `extract` returns for the usual header is exactly `raw`.
+        let m = h(&["Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln"]);
+        assert_eq!(extract(&m), Bearer::Token("eyJhbGciOiJIUzI1NiJ9.e30.c2ln"));
+        assert_eq!(raw(&m), Some(&b"eyJhbGciOiJIUzI1NiJ9.e30.c2ln"[..]));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! - The key is the whole token, compared in full (a hash alone could be collided to
 //!   borrow someone else's cached identity); the map's hasher is the standard
 //!   randomly-keyed SipHash, so keys cannot be crafted to collide in buckets either.
+//!   Keys are bytes: the authentication layer looks up the raw `Bearer` header value
+//!   before parsing it (`layer/auth.rs`), since a byte-identical token passed the
+//!   parse when it was verified.
 //! - An entry lives until the token's `exp` or `max_age` after it was verified,
 //!   whichever comes first: revoking a token (or a key) takes effect within `max_age`.
 //! - Only successes are cached, only for tokens already valid (`nbf` passed).
@@ -31,7 +34,7 @@ struct Entry {
 pub struct TokenCache {
     max_age: Duration,
     capacity: usize,
-    map: Mutex<HashMap<Box<str>, Entry>>,
+    map: Mutex<HashMap<Box<[u8]>, Entry>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -52,15 +55,16 @@ impl TokenCache {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Entry>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, Entry>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached principal for this exact token, if still fresh.
-    pub fn get(&self, token: &str) -> Option<Arc<Principal>> {
+    pub fn get(&self, token: &(impl AsRef<[u8]> + ?Sized)) -> Option<Arc<Principal>> {
         if self.capacity == 0 {
             return None;
         }
+        let token = token.as_ref();
         let now = Instant::now();
         let mut map = self.map();
         match map.get(token) {
@@ -75,6 +79,7 @@ impl TokenCache {
 
     /// Remembers a verified token until `exp` (seconds since the epoch) or `max_age`.
     pub fn insert(&self, token: &str, principal: Arc<Principal>, exp: u64) {
+        let token = token.as_bytes();
         if self.capacity == 0 || self.max_age.is_zero() {
             return;
         }

@@ -84,6 +84,21 @@ fn credential(
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Credential, GatewayError> {
+    if route.auth == AuthMode::None {
+        return Ok(Credential::Anonymous);
+    }
+    let cache = snap.token_cache(worker);
+    // A token this worker verified before, byte for byte, is looked up before the
+    // header is parsed: those bytes passed the parse when they were verified, and a
+    // second header or another spelling of the scheme never gets here (`bearer::raw`).
+    let looked_up = cache.zip(bearer::raw(headers)).map(|(cache, raw)| {
+        let hit = cache.get(raw);
+        (raw, hit)
+    });
+    if let Some((_, Some(p))) = looked_up {
+        metrics().token_cache_hit.inc();
+        return not_revoked(snap, p).map(Credential::Verified);
+    }
     let token = match route.auth {
         AuthMode::None => return Ok(Credential::Anonymous),
         AuthMode::Required | AuthMode::Optional => match bearer::extract(headers) {
@@ -105,8 +120,13 @@ fn credential(
             Bearer::Token(token) => token,
         },
     };
-    if let Some(cache) = snap.token_cache(worker) {
-        if let Some(p) = cache.get(token) {
+    if let Some(cache) = cache {
+        // Looked up already when the token is the raw bytes (the usual header).
+        let hit = match looked_up {
+            Some((raw, _)) if raw == token.as_bytes() => None,
+            _ => cache.get(token),
+        };
+        if let Some(p) = hit {
             metrics().token_cache_hit.inc();
             return not_revoked(snap, p).map(Credential::Verified);
         }
@@ -409,6 +429,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_still_refused_in_a_malformed_header() {
+        let s = snap();
+        let token = hs256_token("orders:read");
+        let pass = |req| AuthLayer::default().layer(recorder()).oneshot(req);
+        pass(with_token(routed(&s, "/orders/1", "orders"), &token))
+            .await
+            .expect("verified");
+        let cache = s.token_cache(0).expect("a cache");
+        assert!(
+            cache.get(&token).is_some(),
+            "cached after the first request"
+        );
+        // The cached bytes, in headers that `extract` refuses: never a cache hit.
+        let spaced = format!("Bearer  {token}");
+        let tabbed = format!("Bearer\t{token}");
+        let cases = [
+            with_token(
+                with_token(routed(&s, "/orders/1", "orders"), &token),
+                &token,
+            ),
+            with_authorization(routed(&s, "/orders/1", "orders"), &spaced),
+            with_authorization(routed(&s, "/orders/1", "orders"), &tabbed),
+        ];
+        for req in cases {
+            match pass(req).await {
+                Ok(_) => panic!("a malformed header was admitted from the cache"),
+                Err(rej) => assert!(
+                    matches!(rej.error, GatewayError::MalformedAuthorization(_)),
+                    "{:?}",
+                    rej.error
+                ),
+            }
+        }
+        // Another spelling of the scheme is the same token: admitted (from the cache).
+        let upper = format!("BEARER {token}");
+        let resp = pass(with_authorization(
+            routed(&s, "/orders/1", "orders"),
+            &upper,
+        ))
+        .await
+        .expect("admitted");
+        assert_eq!(
+            resp.extensions().get::<Caller>().expect("caller").0.subject,
+            "alice"
+        );
     }
 
     #[tokio::test]
