@@ -6,6 +6,7 @@
 # nginx and HAProxy in the same run:
 #   GATEWAY_CMD="bash $PWD/bench/floor_cmd.sh" TARGETS="nginx haproxy-hs haproxy-rs gateway-hs" \
 #     REPEAT=3 PIN_MODES="0 1" INVALID=0 ../shared/bench/run.sh
+# FLOOR_BIN=target/release/examples/raw_floor runs the relay without hyper instead.
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${FLOOR_BIN:-$here/../target/release/examples/hyper_floor}

@@ -9,6 +9,7 @@
 #   KEEP=/tmp/cg bash bench/instructions.sh        # keep the callgrind files, to
 #                                                  # compare with callgrind_annotate
 #   TARGETS="floor nginx" bash bench/instructions.sh  # hyper + tokio alone
+#   TARGETS="raw nginx" bash bench/instructions.sh    # httparse + tokio, no hyper
 #
 # Method (the same as ../shared/bench/instructions.sh): each target runs under
 # `valgrind --tool=callgrind` twice, serving 200 and then 2,200 GET requests over 4
@@ -20,14 +21,15 @@
 # CORS, a per-subject rate limit and the access log to a file), nginx `proxy_pass`, and
 # `floor`: examples/hyper_floor.rs, hyper's server and client connections with nothing
 # between them — what hyper and tokio cost before any gateway work (FLOOR_BIN=path to
-# use a built one).
+# use a built one); `raw`: examples/raw_floor.rs, the same relay without hyper
+# (httparse and tokio; RAW_BIN=path).
 set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 TARGETS=${TARGETS:-public hs256 nginx}
 BASE_PORT=${BASE_PORT:-48280}
 P_UP=$BASE_PORT P_PUB=$((BASE_PORT + 1)) P_HS=$((BASE_PORT + 2)) P_NGINX=$((BASE_PORT + 3))
-P_FLOOR=$((BASE_PORT + 4)) P_FULL=$((BASE_PORT + 5))
+P_FLOOR=$((BASE_PORT + 4)) P_FULL=$((BASE_PORT + 5)) P_RAW=$((BASE_PORT + 6))
 PATH=$PATH:/usr/sbin
 for c in valgrind nginx python3 curl; do
   command -v "$c" >/dev/null || { echo "needs $c (apt-get install valgrind nginx-light)" >&2; exit 1; }
@@ -41,6 +43,11 @@ FLOOR_BIN=${FLOOR_BIN:-}
 if [[ -z $FLOOR_BIN && " $TARGETS " == *" floor "* ]]; then
   (cd "$root" && cargo build --release --locked -q --example hyper_floor)
   FLOOR_BIN=$root/target/release/examples/hyper_floor
+fi
+RAW_BIN=${RAW_BIN:-}
+if [[ -z $RAW_BIN && " $TARGETS " == *" raw "* ]]; then
+  (cd "$root" && cargo build --release --locked -q --example raw_floor)
+  RAW_BIN=$root/target/release/examples/raw_floor
 fi
 w=$(mktemp -d /tmp/portcullis-instr.XXXXXX)
 cleanup() { [[ -f $w/up.pid ]] && kill "$(cat "$w/up.pid")" 2>/dev/null; rm -rf "$w"; }
@@ -143,6 +150,7 @@ for t in $TARGETS; do
     full) port=$P_FULL tok=$token cmd=("$GW_BIN" run --config "$w/full.toml") ;;
     nginx) port=$P_NGINX tok='' cmd=(nginx -c "$w/px.conf" -p "$w") ;;
     floor) port=$P_FLOOR tok='' cmd=("$FLOOR_BIN" "127.0.0.1:$P_FLOOR" "127.0.0.1:$P_UP") ;;
+    raw) port=$P_RAW tok='' cmd=("$RAW_BIN" "127.0.0.1:$P_RAW" "127.0.0.1:$P_UP") ;;
     *) echo "unknown target $t" >&2; exit 1 ;;
   esac
   small=$(total "$port" 200 "$tok" "${cmd[@]}")

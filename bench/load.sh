@@ -18,14 +18,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 DURATION=${DURATION:-10} BASE_PORT=${BASE_PORT:-19080} BENCH=bench
 WORKERS=${WORKERS:-1} WRK_THREADS=${WRK_THREADS:-1}
-# FLOOR=1 adds examples/hyper_floor.rs (hyper + tokio, nothing between the two sides).
-TARGETS="direct nginx portcullis${FLOOR:+ floor}"
+# FLOOR=1 adds examples/hyper_floor.rs (hyper + tokio, nothing between the two sides)
+# and examples/raw_floor.rs (the same relay on httparse + tokio, without hyper).
+TARGETS="direct nginx portcullis${FLOOR:+ floor raw}"
 # shellcheck source=bench/common.sh
 source "$here/common.sh"
-P_FLOOR=$((BASE_PORT + 3))
+P_FLOOR=$((BASE_PORT + 3)) P_RAW=$((BASE_PORT + 4))
 if [[ -n ${FLOOR:-} ]]; then
   FLOOR_BIN=${FLOOR_BIN:-$root/target/release/examples/hyper_floor}
   [[ -x $FLOOR_BIN ]] || (cd "$root" && cargo build --release --locked -q --example hyper_floor)
+  RAW_BIN=${RAW_BIN:-$root/target/release/examples/raw_floor}
+  [[ -x $RAW_BIN ]] || (cd "$root" && cargo build --release --locked -q --example raw_floor)
 fi
 
 upstream_conf >"$run/upstream.conf"
@@ -58,7 +61,9 @@ declare -A PID PORT
 if [[ -n ${FLOOR:-} ]]; then
   "$FLOOR_BIN" "127.0.0.1:$P_FLOOR" "127.0.0.1:$P_UP" & pids+=($!)
   PID[floor]=$! PORT[floor]=$P_FLOOR
-  wait_ports $P_FLOOR
+  "$RAW_BIN" "127.0.0.1:$P_RAW" "127.0.0.1:$P_UP" & pids+=($!)
+  PID[raw]=$! PORT[raw]=$P_RAW
+  wait_ports $P_FLOOR $P_RAW
 fi
 # nginx proxy: every worker's CPU counts (WORKERS > 1).
 nginx_workers=$(pgrep -f "$run/proxy.conf" | xargs -r -n1 pgrep -P | tr '\n' ' ')
