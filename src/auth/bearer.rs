@@ -71,8 +71,9 @@ impl Malformed {
 }
 
 /// RFC 6750 b64token characters: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
-/// "/" ) *"="`.
-fn is_b64token(s: &str) -> bool {
+/// "/" ) *"="` — what [`extract`] returns as a token, and all the verified-token cache
+/// accepts as a key (`auth/cache.rs`).
+pub(crate) fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
         && body.bytes().all(|b| {
@@ -138,7 +139,7 @@ fn after_scheme(value: &[u8]) -> Option<&[u8]> {
 /// any further: for a lookup among tokens verified before (`auth/cache.rs`). Bytes
 /// identical to a token that [`extract`] once returned are extracted the same way
 /// again, so a hit needs no parse; anything else must still go through [`extract`].
-pub fn raw(headers: &HeaderMap) -> Option<&[u8]> {
+pub(crate) fn raw(headers: &HeaderMap) -> Option<&[u8]> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
@@ -307,6 +308,33 @@ mod tests {
             b" Bearer abc",
         ] {
             assert_eq!(usual(other), None, "{other:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// What the cache relies on: for any key it can hold (a b64token), a header
+        /// whose raw bytes are that key is extracted as exactly that token.
+        #[test]
+        fn a_raw_match_on_a_cacheable_token_is_what_extract_returns(
+            key in "[A-Za-z0-9._~+/-]{1,30}={0,2}",
+            scheme in "(?i:bearer)|Bearer|Basic",
+            sep in "[ \t]{1,2}",
+            pre in "[ \t]{0,1}",
+            post in "[ \t]{0,1}",
+            twice in proptest::bool::weighted(0.2),
+        ) {
+            let Ok(value) = HeaderValue::from_str(&format!("{pre}{scheme}{sep}{key}{post}")) else {
+                return Ok(());
+            };
+            let mut m = HeaderMap::new();
+            m.append(AUTHORIZATION, value.clone());
+            if twice {
+                m.append(AUTHORIZATION, value);
+            }
+            proptest::prop_assert!(is_b64token(&key));
+            if raw(&m) == Some(key.as_bytes()) {
+                proptest::prop_assert_eq!(extract(&m), Bearer::Token(&key));
+            }
         }
     }
 

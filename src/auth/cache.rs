@@ -78,11 +78,14 @@ impl TokenCache {
     }
 
     /// Remembers a verified token until `exp` (seconds since the epoch) or `max_age`.
+    /// Only a well-formed bearer token is taken (what `bearer::extract` returns): the
+    /// authentication layer finds entries by the header's raw bytes, before parsing,
+    /// and relies on every key being one the parse would return as it is.
     pub fn insert(&self, token: &str, principal: Arc<Principal>, exp: u64) {
-        let token = token.as_bytes();
-        if self.capacity == 0 || self.max_age.is_zero() {
+        if self.capacity == 0 || self.max_age.is_zero() || !super::bearer::is_b64token(token) {
             return;
         }
+        let token = token.as_bytes();
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -182,5 +185,17 @@ mod tests {
         let off = TokenCache::new(Duration::from_secs(30), 0);
         off.insert("t", p("a"), far());
         assert!(off.get("t").is_none(), "capacity 0 turns the cache off");
+    }
+
+    #[test]
+    fn only_well_formed_tokens_are_kept() {
+        let c = TokenCache::new(Duration::from_secs(60), 10);
+        for bad in ["a b", " a", "a,b", "", "==", "caf\u{e9}"] {
+            c.insert(bad, p("mallory"), far());
+            assert!(c.get(bad).is_none(), "{bad:?} kept");
+        }
+        assert!(c.is_empty());
+        c.insert("a.b-c_d~e+f/g==", p("alice"), far());
+        assert!(c.get("a.b-c_d~e+f/g==").is_some());
     }
 }

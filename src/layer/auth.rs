@@ -84,46 +84,47 @@ fn credential(
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Credential, GatewayError> {
-    if route.auth == AuthMode::None {
-        return Ok(Credential::Anonymous);
-    }
     let cache = snap.token_cache(worker);
-    // A token this worker verified before, byte for byte, is looked up before the
-    // header is parsed: those bytes passed the parse when they were verified, and a
-    // second header or another spelling of the scheme never gets here (`bearer::raw`).
-    let looked_up = cache.zip(bearer::raw(headers)).map(|(cache, raw)| {
-        let hit = cache.get(raw);
-        (raw, hit)
-    });
-    if let Some((_, Some(p))) = looked_up {
-        metrics().token_cache_hit.inc();
-        return not_revoked(snap, p).map(Credential::Verified);
-    }
+    let mut looked_up = None;
     let token = match route.auth {
         AuthMode::None => return Ok(Credential::Anonymous),
-        AuthMode::Required | AuthMode::Optional => match bearer::extract(headers) {
-            Bearer::Missing => {
-                return match snap.config.api_keys.as_ref().map(|k| k.check(headers)) {
-                    Some(Presented::Known(p)) => Ok(Credential::Verified(Arc::new(p))),
-                    Some(Presented::Unknown) => {
-                        Err(GatewayError::InvalidToken(TokenError::UnknownKey))
-                    }
-                    None | Some(Presented::Missing) if route.auth == AuthMode::Required => {
-                        Err(GatewayError::Unauthenticated)
-                    }
-                    None | Some(Presented::Missing) => Ok(Credential::Anonymous),
+        AuthMode::Required | AuthMode::Optional => {
+            // A token this worker verified before, byte for byte, is looked up before
+            // the header is parsed: only tokens that came out of `bearer::extract` are
+            // cached, and the same bytes after `Bearer ` (any case, one space) in the
+            // only `Authorization` header come out of it the same way again. A second
+            // header, a tab or an extra space never match (`bearer::raw`).
+            if let Some((cache, raw)) = cache.zip(bearer::raw(headers)) {
+                if let Some(p) = cache.get(raw) {
+                    metrics().token_cache_hit.inc();
+                    return not_revoked(snap, p).map(Credential::Verified);
                 }
+                looked_up = Some(raw);
             }
-            // Checked before any API key: a request that sends `Authorization` means
-            // it, and one that is not `Bearer <token>` is told what is wrong (400).
-            Bearer::Malformed(m) => return Err(GatewayError::MalformedAuthorization(m)),
-            Bearer::Token(token) => token,
-        },
+            match bearer::extract(headers) {
+                Bearer::Missing => {
+                    return match snap.config.api_keys.as_ref().map(|k| k.check(headers)) {
+                        Some(Presented::Known(p)) => Ok(Credential::Verified(Arc::new(p))),
+                        Some(Presented::Unknown) => {
+                            Err(GatewayError::InvalidToken(TokenError::UnknownKey))
+                        }
+                        None | Some(Presented::Missing) if route.auth == AuthMode::Required => {
+                            Err(GatewayError::Unauthenticated)
+                        }
+                        None | Some(Presented::Missing) => Ok(Credential::Anonymous),
+                    }
+                }
+                // Checked before any API key: a request that sends `Authorization` means
+                // it, and one that is not `Bearer <token>` is told what is wrong (400).
+                Bearer::Malformed(m) => return Err(GatewayError::MalformedAuthorization(m)),
+                Bearer::Token(token) => token,
+            }
+        }
     };
     if let Some(cache) = cache {
         // Looked up already when the token is the raw bytes (the usual header).
         let hit = match looked_up {
-            Some((raw, _)) if raw == token.as_bytes() => None,
+            Some(raw) if raw == token.as_bytes() => None,
             _ => cache.get(token),
         };
         if let Some(p) = hit {

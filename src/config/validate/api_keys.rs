@@ -17,7 +17,8 @@ pub(super) fn api_keys(
 ) -> Option<crate::auth::api_key::ApiKeys> {
     use crate::auth::api_key::{ApiKeyEntry, ApiKeys};
     let name = match http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes()) {
-        Ok(n) if !header.contains('_') && header != "authorization" => n,
+        // `Authorization` in any case: that header is read as a bearer credential.
+        Ok(n) if !header.contains('_') && n != http::header::AUTHORIZATION => n,
         _ => {
             issues.add(
                 "identity.api_key_header",

@@ -355,3 +355,23 @@ fn one_wrong_value_reports_one_error() {
         vec!["routes[3].upstream", "routes[3].rate_limit"]
     );
 }
+
+#[test]
+fn the_api_key_header_cannot_be_authorization_in_any_case() {
+    let key = "a".repeat(64);
+    for header in [
+        "authorization",
+        "Authorization",
+        "AUTHORIZATION",
+        "x_api_key",
+    ] {
+        let text = format!(
+            "{GOOD}\n[identity]\napi_key_header = \"{header}\"\n\n[[api_keys]]\nsha256 = \"{key}\"\nsubject = \"svc\"\n"
+        );
+        assert_eq!(keys(&text), vec!["identity.api_key_header"], "{header}");
+    }
+    let text = format!(
+        "{GOOD}\n[identity]\napi_key_header = \"X-Api-Key\"\n\n[[api_keys]]\nsha256 = \"{key}\"\nsubject = \"svc\"\n"
+    );
+    assert!(parse(&text).is_ok(), "another header in any case is fine");
+}
