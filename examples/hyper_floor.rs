@@ -21,7 +21,9 @@ use http_body_util::{combinators::BoxBody, BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+mod floor_common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -71,30 +73,10 @@ async fn proxy(req: Request<Incoming>, upstream: SocketAddr) -> Result<Response<
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let parse = |a: Option<String>| -> std::io::Result<SocketAddr> {
-        a.and_then(|a| a.parse().ok())
-            .ok_or_else(|| std::io::Error::other("usage: hyper_floor LISTEN_ADDR UPSTREAM_ADDR"))
-    };
-    let (listen, upstream) = (parse(args.next())?, parse(args.next())?);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(listen).await?;
-        loop {
-            // SIGINT ends it (a background job of a script starts with SIGINT ignored).
-            let (tcp, _) = tokio::select! {
-                accepted = listener.accept() => accepted?,
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-            };
-            let _ = tcp.set_nodelay(true);
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| proxy(req, upstream));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
+    floor_common::run("hyper_floor", |tcp, upstream| async move {
+        let svc = hyper::service::service_fn(move |req| proxy(req, upstream));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), svc)
+            .await;
     })
 }

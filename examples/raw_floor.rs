@@ -18,7 +18,9 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+mod floor_common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -139,25 +141,5 @@ async fn serve(mut client: TcpStream, addr: SocketAddr) {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let parse = |a: Option<String>| -> std::io::Result<SocketAddr> {
-        a.and_then(|a| a.parse().ok())
-            .ok_or_else(|| std::io::Error::other("usage: raw_floor LISTEN_ADDR UPSTREAM_ADDR"))
-    };
-    let (listen, addr) = (parse(args.next())?, parse(args.next())?);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(listen).await?;
-        loop {
-            // SIGINT ends it (a background job of a script starts with SIGINT ignored).
-            let (tcp, _) = tokio::select! {
-                accepted = listener.accept() => accepted?,
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-            };
-            let _ = tcp.set_nodelay(true);
-            tokio::spawn(serve(tcp, addr));
-        }
-    })
+    floor_common::run("raw_floor", serve)
 }
