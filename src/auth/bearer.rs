@@ -139,6 +139,7 @@ fn after_scheme(value: &[u8]) -> Option<&[u8]> {
 /// any further: for a lookup among tokens verified before (`auth/cache.rs`). Bytes
 /// identical to a token that [`extract`] once returned are extracted the same way
 /// again, so a hit needs no parse; anything else must still go through [`extract`].
+#[cfg(feature = "server")]
 pub(crate) fn raw(headers: &HeaderMap) -> Option<&[u8]> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?;
@@ -311,6 +312,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "server")]
     proptest::proptest! {
         /// What the cache relies on: for any key it can hold (a b64token), a header
         /// whose raw bytes are that key is extracted as exactly that token.
@@ -339,6 +341,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "server")]
     fn raw_is_what_follows_the_scheme_of_the_only_header() {
         assert_eq!(raw(&h(&["Bearer a.b.c"])), Some(&b"a.b.c"[..]));
         assert_eq!(raw(&h(&["bearer a,b"])), Some(&b"a,b"[..]));
