@@ -66,22 +66,30 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
     Some(n)
 }
 
+/// What a parse of a head says: `Some(Some((head length, content length)))` when it
+/// is complete, `Some(None)` when more bytes are needed, `None` when it is not handled.
+fn head(
+    parsed: httparse::Result<usize>,
+    headers: &[httparse::Header<'_>],
+) -> Option<Option<(usize, usize)>> {
+    match parsed.ok()? {
+        httparse::Status::Complete(len) => Some(Some((len, content_length(headers)?))),
+        httparse::Status::Partial => Some(None),
+    }
+}
+
 fn request_head(b: &[u8]) -> Option<Option<(usize, usize)>> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(b).ok()? {
-        httparse::Status::Complete(len) => Some(Some((len, content_length(req.headers)?))),
-        httparse::Status::Partial => Some(None),
-    }
+    let parsed = req.parse(b);
+    head(parsed, req.headers)
 }
 
 fn response_head(b: &[u8]) -> Option<Option<(usize, usize)>> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(b).ok()? {
-        httparse::Status::Complete(len) => Some(Some((len, content_length(resp.headers)?))),
-        httparse::Status::Partial => Some(None),
-    }
+    let parsed = resp.parse(b);
+    head(parsed, resp.headers)
 }
 
 /// Reads until `buf` holds `want` bytes.
